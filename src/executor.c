@@ -1,0 +1,94 @@
+/* The executor interface: argument checks and the task's future, shared by every backend. */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "executor.h"
+
+int fut__cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int fut__pool_options_check(const fut_pool_options *opts)
+{
+    if (!opts)
+        return 0;
+    if (opts->max_workers < 0 || opts->max_tasks_per_child < 0)
+        return FUT_EINVAL;
+    /* NaN, negative or infinite timeouts are not durations */
+    if (!(opts->task_timeout >= 0) || opts->task_timeout > 1e9)
+        return FUT_EINVAL;
+    return 0;
+}
+
+int fut_executor_max_workers(const fut_executor *ex)
+{
+    return ex ? ex->max_workers : FUT_EINVAL;
+}
+
+static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f)
+{
+    f->fn = fn;
+    int rc = ex->ops->submit(ex, f);
+    if (rc == 0)
+        return f;
+    fut_future_unref(f);
+    errno = -rc;
+    return NULL;
+}
+
+fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
+{
+    if (!ex || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    fut_future *f = fut__future_alloc();
+    if (!f)
+        return NULL;
+    f->arg = arg;
+    return submit(ex, fn, f);
+}
+
+fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t len)
+{
+    if (!ex || !fn || (!arg && len)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    fut_future *f = fut__future_alloc();
+    if (!f)
+        return NULL;
+    if (len) {
+        if (!(f->arg_copy = malloc(len))) {
+            fut_future_unref(f);
+            errno = ENOMEM;
+            return NULL;
+        }
+        memcpy(f->arg_copy, arg, len);
+        f->arg_len = len;
+        f->arg = f->arg_copy;
+    }
+    return submit(ex, fn, f);
+}
+
+int fut_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
+{
+    if (!ex)
+        return FUT_EINVAL;
+    return ex->ops->shutdown(ex, wait, cancel_futures);
+}
+
+void fut_executor_free(fut_executor *ex)
+{
+    if (!ex)
+        return;
+    ex->ops->shutdown(ex, true, false);
+    ex->ops->destroy(ex);
+}

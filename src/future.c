@@ -1,0 +1,361 @@
+/*
+ * The future: a state machine (PENDING -> RUNNING -> FINISHED, PENDING -> CANCELLED), a
+ * list of done callbacks and a list of waiters, under one small per-future lock.
+ *
+ * Completing a future that nobody waits on makes no system call: waiters are only
+ * signalled when one is attached, and an uncontended mutex stays in user space.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "future.h"
+#include "spin.h"
+#include "waiter.h"
+
+/* ---- allocation: a small per-thread cache of future structs ---------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CACHE_MAX 0            /* let the sanitizers see every free and reuse */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CACHE_MAX 0
+#endif
+#endif
+#ifndef CACHE_MAX
+#define CACHE_MAX 1024
+#endif
+
+struct future_cache {
+    fut_future *head;
+    unsigned count;
+};
+
+static _Thread_local struct future_cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+
+static void cache_drain(void *unused)
+{
+    (void)unused;
+    while (cache.head) {
+        fut_future *f = cache.head;
+        cache.head = f->next;
+        free(f);
+    }
+    cache.count = 0;
+}
+
+static void cache_key_create(void)
+{
+    pthread_key_create(&cache_key, cache_drain);
+}
+
+static void cache_put(fut_future *f)
+{
+    if (cache.count >= CACHE_MAX) {
+        free(f);
+        return;
+    }
+    if (cache.count == 0) {
+        /* the key's destructor empties this thread's cache when it exits */
+        pthread_once(&cache_key_once, cache_key_create);
+        pthread_setspecific(cache_key, &cache);
+    }
+    f->next = cache.head;
+    cache.head = f;
+    cache.count++;
+}
+
+fut_future *fut__future_alloc(void)
+{
+    fut_future *f = cache.head;
+    if (f) {
+        cache.head = f->next;
+        cache.count--;
+    } else if (!(f = malloc(sizeof *f))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(f, 0, sizeof *f);
+    atomic_init(&f->refs, 1);
+    atomic_init(&f->state, FUT_STATE_PENDING);
+    pthread_mutex_init(&f->lock, NULL);
+    return f;
+}
+
+fut_future *fut_future_new(void)
+{
+    return fut__future_alloc();
+}
+
+fut_future *fut_future_ref(fut_future *f)
+{
+    if (!f) {
+        errno = EINVAL;
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+static void free_callbacks(struct fut_callback_node *node)
+{
+    while (node) {
+        struct fut_callback_node *next = node->next;
+        free(node);
+        node = next;
+    }
+}
+
+void fut_future_unref(fut_future *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free_callbacks(f->callbacks);  /* a future freed before it was done */
+    free(f->message);
+    free(f->arg_copy);
+    if (f->result_is_bytes)
+        fut_bytes_free(f->result);
+    fut_future_unref(f->source);
+    pthread_mutex_destroy(&f->lock);
+    cache_put(f);
+}
+
+/* ---- state changes ------------------------------------------------------------------ */
+
+static void run_callbacks(fut_future *f, struct fut_callback_node *callbacks)
+{
+    if (!callbacks)
+        return;
+    if (f->dispatcher) {
+        f->dispatcher->dispatch(f->dispatcher->context, f, callbacks);
+        return;
+    }
+    while (callbacks) {
+        struct fut_callback_node *next = callbacks->next;
+        callbacks->fn(f, callbacks->arg);
+        free(callbacks);
+        callbacks = next;
+    }
+}
+
+/*
+ * Moves f to a done state. Called with f->lock held; releases it, then runs the callbacks
+ * in the calling thread (or hands them to the loop). Waiters are notified under the lock so
+ * that a waiter that detaches itself afterwards can never be notified after it is gone.
+ */
+static void complete_locked(fut_future *f, int state)
+{
+    atomic_store_explicit(&f->state, state, memory_order_release);
+    bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
+    for (struct fut_waiter_link *link = f->waiters; link; link = link->next)
+        fut__waiter_notify(link, raised);
+    f->waiters = NULL;
+    struct fut_callback_node *callbacks = f->callbacks;
+    f->callbacks = f->callbacks_tail = NULL;
+    pthread_mutex_unlock(&f->lock);
+    run_callbacks(f, callbacks);
+}
+
+bool fut_cancel(fut_future *f)
+{
+    if (!f)
+        return false;
+    pthread_mutex_lock(&f->lock);
+    int state = fut__future_state(f);
+    if (state == FUT_STATE_PENDING) {
+        complete_locked(f, FUT_STATE_CANCELLED);
+        return true;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return state == FUT_STATE_CANCELLED;
+}
+
+int fut_set_running_or_notify_cancel(fut_future *f)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = FUT_ESTATE;
+    pthread_mutex_lock(&f->lock);
+    int state = fut__future_state(f);
+    if (state == FUT_STATE_PENDING) {
+        atomic_store_explicit(&f->state, FUT_STATE_RUNNING, memory_order_release);
+        rc = 1;
+    } else if (state == FUT_STATE_CANCELLED && !f->cancel_notified) {
+        f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
+        rc = 0;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message)
+{
+    pthread_mutex_lock(&f->lock);
+    if (fut__state_is_done(fut__future_state(f))) {
+        pthread_mutex_unlock(&f->lock);
+        if (result_is_bytes)
+            fut_bytes_free(result);
+        free(message);
+        return FUT_ESTATE;
+    }
+    if (code) {
+        f->exception = code;
+        f->message = message;
+    } else {
+        f->result = result;
+        f->result_is_bytes = result_is_bytes;
+    }
+    complete_locked(f, FUT_STATE_FINISHED);
+    return 0;
+}
+
+int fut_set_result(fut_future *f, void *result)
+{
+    if (!f)
+        return FUT_EINVAL;
+    return fut__future_finish(f, result, false, 0, NULL);
+}
+
+int fut_set_exception(fut_future *f, int code, const char *message)
+{
+    if (!f)
+        return FUT_EINVAL;
+    char *copy = NULL;
+    if (message && !(copy = strdup(message)))
+        return FUT_ENOMEM;
+    return fut__future_finish(f, NULL, false, code ? code : FUT_EINVAL, copy);
+}
+
+/* ---- queries ------------------------------------------------------------------------ */
+
+bool fut_cancelled(fut_future *f)
+{
+    return f && fut__future_state(f) == FUT_STATE_CANCELLED;
+}
+
+bool fut_running(fut_future *f)
+{
+    return f && fut__future_state(f) == FUT_STATE_RUNNING;
+}
+
+bool fut_done(fut_future *f)
+{
+    return f && fut__state_is_done(fut__future_state(f));
+}
+
+const char *fut_exception_message(fut_future *f)
+{
+    if (!f || fut__future_state(f) != FUT_STATE_FINISHED)
+        return NULL;
+    return f->exception ? f->message : NULL;
+}
+
+/* Blocks until f is done or the deadline passes: spins briefly first, since a short task
+ * finishing on another core is far cheaper to watch than to sleep on. */
+static int wait_done(fut_future *f, double timeout)
+{
+    if (fut__state_is_done(fut__future_state(f)))
+        return 0;
+    if (timeout == 0)
+        return FUT_ETIMEDOUT;
+    struct fut_deadline deadline = fut__deadline_after(timeout);
+    if (fut__spin_until(fut__spin_check_future_done, f, timeout))
+        return 0;
+
+    struct fut_waiter waiter;
+    struct fut_waiter_link link = { .waiter = &waiter };
+    if (fut__waiter_init(&waiter, FUT_FIRST_COMPLETED, 1) != 0)
+        return FUT_ENOMEM;
+    int rc = 0;
+    if (fut__future_attach_waiter(f, &link)) {
+        rc = fut__waiter_wait(&waiter, &deadline);
+        fut__future_detach_waiter(f, &link);
+    }
+    fut__waiter_destroy(&waiter);
+    return fut__state_is_done(fut__future_state(f)) ? 0 : rc;
+}
+
+int fut_result(fut_future *f, double timeout, void **out)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = wait_done(f, timeout);
+    if (rc)
+        return rc;
+    if (fut__future_state(f) == FUT_STATE_CANCELLED)
+        return FUT_ECANCELLED;
+    if (f->exception)
+        return f->exception;
+    if (out)
+        *out = f->result;
+    return 0;
+}
+
+int fut_exception(fut_future *f, double timeout)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = wait_done(f, timeout);
+    if (rc)
+        return rc;
+    if (fut__future_state(f) == FUT_STATE_CANCELLED)
+        return FUT_ECANCELLED;
+    return f->exception;
+}
+
+int fut_add_done_callback(fut_future *f, fut_done_fn cb, void *arg)
+{
+    if (!f || !cb)
+        return FUT_EINVAL;
+    struct fut_callback_node *node = malloc(sizeof *node);
+    if (!node)
+        return FUT_ENOMEM;
+    *node = (struct fut_callback_node){ .fn = cb, .arg = arg };
+    pthread_mutex_lock(&f->lock);
+    if (!fut__state_is_done(fut__future_state(f))) {
+        if (f->callbacks_tail)
+            f->callbacks_tail->next = node;
+        else
+            f->callbacks = node;
+        f->callbacks_tail = node;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&f->lock);
+    run_callbacks(f, node);
+    return 0;
+}
+
+/* ---- waiter hooks ------------------------------------------------------------------- */
+
+bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link)
+{
+    pthread_mutex_lock(&f->lock);
+    bool attached = !fut__state_is_done(fut__future_state(f));
+    if (attached) {
+        link->future = f;
+        link->prev = NULL;
+        link->next = f->waiters;
+        if (f->waiters)
+            f->waiters->prev = link;
+        f->waiters = link;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return attached;
+}
+
+void fut__future_detach_waiter(fut_future *f, struct fut_waiter_link *link)
+{
+    pthread_mutex_lock(&f->lock);
+    /* complete_locked empties the whole list at once; a link still in it is unlinked here */
+    if (!fut__state_is_done(fut__future_state(f))) {
+        if (link->prev)
+            link->prev->next = link->next;
+        else
+            f->waiters = link->next;
+        if (link->next)
+            link->next->prev = link->prev;
+    }
+    pthread_mutex_unlock(&f->lock);
+}

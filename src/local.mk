@@ -1,0 +1,17 @@
+lib_LTLIBRARIES = libfutures.la
+libfutures_la_SOURCES = \
+	src/as_completed.c \
+	src/bytes.c \
+	src/clock.c src/clock.h \
+	src/error.c \
+	src/executor.c src/executor.h \
+	src/future.c src/future.h \
+	src/map.c \
+	src/spin.c src/spin.h \
+	src/task.c src/task.h \
+	src/thread_pool.c \
+	src/wait.c \
+	src/waiter.c src/waiter.h
+libfutures_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+libfutures_la_LDFLAGS = -version-info $(FUT_LT_VERSION) -export-symbols-regex '^fut_[a-z]'
+libfutures_la_LIBADD = -lm

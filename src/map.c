@@ -1,0 +1,200 @@
+/*
+ * fut_map: items travel in chunks, each chunk one task that runs fn on every item and
+ * returns a fut_bytes reply with each item's value and code. The reply is a buffer, so
+ * the same chunk works on every executor: a process pool copies it back like any bytes
+ * result. A sliding window of chunks in input order bounds the memory in use.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "executor.h"
+#include "task.h"
+
+struct chunk_request {
+    fut_fn fn;
+    pid_t owner;                   /* the submitting process: bytes results need no copy there */
+    size_t count;
+    void *args[];
+};
+
+struct chunk_item {
+    void *value;
+    int code;
+    bool is_bytes;
+    bool copied;                   /* bytes contents follow the items (run in another process) */
+    size_t bytes_len;
+};
+
+struct chunk_reply {
+    size_t count;
+    struct chunk_item items[];
+};
+
+static void *run_chunk(void *arg)
+{
+    const struct chunk_request *request = arg;
+    struct fut_task_outcome *outcomes = calloc(request->count, sizeof *outcomes);
+    if (!outcomes) {
+        fut_raise(FUT_ENOMEM, "map: no memory for a chunk of %zu items", request->count);
+        return NULL;
+    }
+    bool remote = getpid() != request->owner;
+    size_t payload = 0;
+    for (size_t i = 0; i < request->count; i++) {
+        fut__task_call(request->fn, request->args[i], &outcomes[i]);
+        free(outcomes[i].message);  /* map reports codes only */
+        if (remote && outcomes[i].result_is_bytes)
+            payload += fut_bytes_len(outcomes[i].result);
+    }
+    size_t header = sizeof(struct chunk_reply) + request->count * sizeof(struct chunk_item);
+    struct chunk_reply *reply = fut_bytes_new(header + payload);
+    char *cursor = (char *)reply + header;
+    for (size_t i = 0; reply && i < request->count; i++) {
+        struct fut_task_outcome *o = &outcomes[i];
+        struct chunk_item *item = &reply->items[i];
+        *item = (struct chunk_item){ .value = o->result, .code = o->code, .is_bytes = o->result_is_bytes };
+        if (remote && o->result_is_bytes) {
+            item->copied = true;
+            item->bytes_len = fut_bytes_len(o->result);
+            memcpy(cursor, o->result, item->bytes_len);
+            cursor += item->bytes_len;
+            fut_bytes_free(o->result);
+        }
+    }
+    if (reply) {
+        reply->count = request->count;
+    } else {
+        for (size_t i = 0; i < request->count; i++)
+            if (outcomes[i].result_is_bytes)
+                fut_bytes_free(outcomes[i].result);
+        fut_raise(FUT_ENOMEM, "map: no memory for the reply of %zu items", request->count);
+    }
+    free(outcomes);
+    return reply;
+}
+
+struct map_state {
+    void **results;
+    size_t first_failed;           /* input index of the first failed item, or n */
+    int first_code;
+};
+
+static void fail_items(struct map_state *m, size_t start, size_t count, int code)
+{
+    for (size_t i = start; i < start + count; i++)
+        m->results[i] = NULL;
+    if (count && start < m->first_failed) {
+        m->first_failed = start;
+        m->first_code = code;
+    }
+}
+
+static void collect_chunk(struct map_state *m, fut_future *f, size_t start, size_t count)
+{
+    void *value = NULL;
+    int rc = fut_result(f, FUT_FOREVER, &value);
+    const struct chunk_reply *reply = value;
+    if (rc || !reply || reply->count != count) {
+        fail_items(m, start, count, rc ? rc : FUT_EBROKEN);
+        return;
+    }
+    const char *payload = (const char *)&reply->items[count];
+    for (size_t i = 0; i < count; i++) {
+        const struct chunk_item *item = &reply->items[i];
+        if (item->code) {
+            fail_items(m, start + i, 1, item->code);
+            continue;
+        }
+        m->results[start + i] = item->value;
+        if (item->copied) {
+            m->results[start + i] = fut_bytes_dup(payload, item->bytes_len);
+            payload += item->bytes_len;
+            if (!m->results[start + i])
+                fail_items(m, start + i, 1, FUT_ENOMEM);
+        }
+    }
+}
+
+static fut_future *submit_chunk(fut_executor *ex, fut_fn fn, void *const *args, size_t count,
+                                struct chunk_request *scratch)
+{
+    scratch->fn = fn;
+    scratch->owner = getpid();
+    scratch->count = count;
+    memcpy(scratch->args, args, count * sizeof *args);
+    return fut_submit_copy(ex, run_chunk, scratch, sizeof *scratch + count * sizeof *args);
+}
+
+struct window_slot {
+    fut_future *future;
+    size_t start, count;
+};
+
+int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
+            void **results, double timeout, size_t chunksize)
+{
+    if (!ex || !fn || (n && (!args || !results)))
+        return FUT_EINVAL;
+    if (n == 0)
+        return 0;
+    if (chunksize == 0)
+        chunksize = ex->ops->auto_chunksize(ex, n);
+    if (chunksize > n)
+        chunksize = n;
+    size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;
+    struct window_slot *slots = calloc(window, sizeof *slots);
+    struct chunk_request *scratch = malloc(sizeof *scratch + chunksize * sizeof *args);
+    if (!slots || !scratch) {
+        free(slots);
+        free(scratch);
+        return FUT_ENOMEM;
+    }
+    struct map_state m = { .results = results, .first_failed = n };
+    memset(results, 0, n * sizeof *results);
+    struct fut_deadline deadline = fut__deadline_after(timeout);
+    size_t next = 0, head = 0, in_flight = 0;
+    bool timed_out = false;
+
+    while (next < n || in_flight) {
+        while (in_flight < window && next < n) {
+            size_t count = n - next < chunksize ? n - next : chunksize;
+            fut_future *f = submit_chunk(ex, fn, args + next, count, scratch);
+            if (!f) {
+                fail_items(&m, next, n - next, -errno);  /* the rest cannot run */
+                next = n;
+                break;
+            }
+            slots[(head + in_flight++) % window] = (struct window_slot){ f, next, count };
+            next += count;
+        }
+        if (!in_flight)
+            break;
+        struct window_slot *oldest = &slots[head];
+        if (fut_exception(oldest->future, fut__deadline_remaining(&deadline)) == FUT_ETIMEDOUT &&
+            !fut_done(oldest->future)) {
+            timed_out = true;
+            break;
+        }
+        collect_chunk(&m, oldest->future, oldest->start, oldest->count);
+        fut_future_unref(oldest->future);
+        head = (head + 1) % window;
+        in_flight--;
+    }
+    if (timed_out) {
+        /* cancel what has not started, then wait for what is running */
+        for (size_t i = 0; i < in_flight; i++)
+            fut_cancel(slots[(head + i) % window].future);
+        for (size_t i = 0; i < in_flight; i++) {
+            struct window_slot *s = &slots[(head + i) % window];
+            collect_chunk(&m, s->future, s->start, s->count);
+            fut_future_unref(s->future);
+        }
+    }
+    free(slots);
+    free(scratch);
+    if (timed_out)
+        return FUT_ETIMEDOUT;
+    return m.first_failed < n ? m.first_code : 0;
+}

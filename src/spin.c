@@ -1,0 +1,27 @@
+#include "clock.h"
+#include "spin.h"
+
+bool fut__spin_until(bool (*check)(void *arg), void *arg, double timeout)
+{
+    double budget = FUT_SPIN_SECONDS;
+    if (timeout >= 0 && timeout < budget)
+        budget = timeout;
+    double start = 0;
+    for (unsigned i = 0;; i++) {
+        if (check(arg))
+            return true;
+        fut__cpu_relax();
+        if ((i & 63) != 63)
+            continue;
+        double now = fut__now();
+        if (start == 0)
+            start = now;
+        else if (now - start >= budget)
+            return false;
+    }
+}
+
+bool fut__spin_check_future_done(void *future)
+{
+    return fut__state_is_done(fut__future_state(future));
+}

@@ -1,0 +1,423 @@
+/*
+ * The thread pool.
+ *
+ * Submitting pushes the task's future onto a lock-free stack (`incoming`); workers move
+ * that stack, reversed into FIFO order, onto their own queue under `queue_lock`, which
+ * only workers take. A submitter therefore never contends with workers for a lock.
+ *
+ * A worker that finds nothing to do spins briefly, then parks on `park_cond`. A submitter
+ * wakes a parked worker only if one is parked and no spinning worker will see the task.
+ * Workers start on demand: a submit starts a thread only when the tasks waiting outnumber
+ * the idle workers (Python's rule: reuse idle workers before starting new ones).
+ *
+ * Lock order: shutdown_lock, then threads_lock; queue_lock and park_lock are leaves.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "spin.h"
+#include "task.h"
+
+#define DEFAULT_PREFIX "futures"
+
+struct thread_pool {
+    struct fut_executor base;
+    int (*initializer)(void *arg);
+    void *initarg;
+    char *name_prefix;
+
+    _Atomic(fut_future *) incoming;   /* submitted, newest first */
+    atomic_size_t pending;            /* queued tasks no worker has taken yet */
+    atomic_int idle;                  /* workers not holding a task */
+    atomic_int active_submits;        /* submits between their shutdown check and push */
+    atomic_bool shutdown;             /* no new submits */
+    atomic_bool closing;              /* workers exit once the queue is empty */
+    atomic_bool broken;
+
+    pthread_mutex_t queue_lock;       /* the workers' FIFO */
+    fut_future *queue_head, *queue_tail;
+
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    atomic_int parked;                /* parked workers not yet claimed by a wake */
+    int wake_tokens;                  /* wakes sent and not yet consumed, under park_lock */
+
+    pthread_mutex_t threads_lock;     /* threads[], n_threads */
+    pthread_t *threads;
+    atomic_int n_threads;
+    int n_joined;
+    pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
+};
+
+struct worker_start {
+    struct thread_pool *pool;
+    int index;
+};
+
+/* ---- the queue ---------------------------------------------------------------------- */
+
+static void push_incoming(struct thread_pool *pool, fut_future *f)
+{
+    fut_future *head = atomic_load_explicit(&pool->incoming, memory_order_relaxed);
+    do {
+        f->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->incoming, &head, f,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* Moves the incoming stack onto the FIFO, oldest first. Called under queue_lock. */
+static void drain_incoming_locked(struct thread_pool *pool)
+{
+    fut_future *stack = atomic_exchange_explicit(&pool->incoming, NULL, memory_order_acquire);
+    fut_future *reversed = NULL, *last = stack;
+    while (stack) {
+        fut_future *next = stack->next;
+        stack->next = reversed;
+        reversed = stack;
+        stack = next;
+    }
+    if (!reversed)
+        return;
+    if (pool->queue_tail)
+        pool->queue_tail->next = reversed;
+    else
+        pool->queue_head = reversed;
+    pool->queue_tail = last;
+}
+
+static fut_future *pop_task(struct thread_pool *pool)
+{
+    pthread_mutex_lock(&pool->queue_lock);
+    if (!pool->queue_head)
+        drain_incoming_locked(pool);
+    fut_future *f = pool->queue_head;
+    if (f) {
+        pool->queue_head = f->next;
+        if (!pool->queue_head)
+            pool->queue_tail = NULL;
+        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&pool->queue_lock);
+    return f;
+}
+
+/* Takes every queued task off the queue, in FIFO order. */
+static fut_future *take_all_tasks(struct thread_pool *pool)
+{
+    pthread_mutex_lock(&pool->queue_lock);
+    drain_incoming_locked(pool);
+    fut_future *all = pool->queue_head;
+    size_t n = 0;
+    for (fut_future *f = all; f; f = f->next)
+        n++;
+    pool->queue_head = pool->queue_tail = NULL;
+    atomic_fetch_sub_explicit(&pool->pending, n, memory_order_relaxed);
+    pthread_mutex_unlock(&pool->queue_lock);
+    return all;
+}
+
+/* ---- parking ------------------------------------------------------------------------ */
+
+static bool work_or_closing(void *arg)
+{
+    struct thread_pool *pool = arg;
+    return atomic_load_explicit(&pool->pending, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&pool->closing, memory_order_relaxed);
+}
+
+/*
+ * A parked worker counts itself in `parked` before it checks for work; a submitter counts
+ * its task in `pending` before it checks `parked`. Both are sequentially consistent, so at
+ * least one of them sees the other: no wake-up is lost.
+ */
+static void park(struct thread_pool *pool)
+{
+    pthread_mutex_lock(&pool->park_lock);
+    atomic_fetch_add(&pool->parked, 1);
+    if (work_or_closing(pool)) {
+        atomic_fetch_sub(&pool->parked, 1);
+        pthread_mutex_unlock(&pool->park_lock);
+        return;
+    }
+    while (pool->wake_tokens == 0 && !atomic_load(&pool->closing))
+        pthread_cond_wait(&pool->park_cond, &pool->park_lock);
+    if (pool->wake_tokens > 0)
+        pool->wake_tokens--;        /* the waker already took us off `parked` */
+    else
+        atomic_fetch_sub(&pool->parked, 1);
+    pthread_mutex_unlock(&pool->park_lock);
+}
+
+static void wake_one(struct thread_pool *pool)
+{
+    if (atomic_load(&pool->parked) == 0)
+        return;
+    pthread_mutex_lock(&pool->park_lock);
+    if (atomic_load(&pool->parked) > 0) {
+        atomic_fetch_sub(&pool->parked, 1);
+        pool->wake_tokens++;
+        pthread_cond_signal(&pool->park_cond);
+    }
+    pthread_mutex_unlock(&pool->park_lock);
+}
+
+static void wake_all_for_close(struct thread_pool *pool)
+{
+    pthread_mutex_lock(&pool->park_lock);
+    atomic_store(&pool->closing, true);
+    pthread_cond_broadcast(&pool->park_cond);
+    pthread_mutex_unlock(&pool->park_lock);
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+static fut_future *next_task(struct thread_pool *pool)
+{
+    for (;;) {
+        fut_future *f = pop_task(pool);
+        if (f)
+            return f;
+        if (atomic_load(&pool->closing))
+            return NULL;
+        if (!fut__spin_until(work_or_closing, pool, FUT_FOREVER))
+            park(pool);
+    }
+}
+
+static void run_task(struct thread_pool *pool, fut_future *f)
+{
+    if (fut_set_running_or_notify_cancel(f) == 1) {
+        struct fut_task_outcome out;
+        fut__task_call(f->fn, f->arg, &out);
+        /* idle again before the result is published, so that a submit made by whoever
+         * waited on this result reuses this worker instead of starting another */
+        atomic_fetch_add(&pool->idle, 1);
+        fut__future_finish(f, out.result, out.result_is_bytes, out.code, out.message);
+    } else {
+        atomic_fetch_add(&pool->idle, 1);
+    }
+    fut_future_unref(f);  /* the executor's reference */
+}
+
+static void fail_all(fut_future *list, int code, const char *message)
+{
+    while (list) {
+        fut_future *next = list->next;
+        if (fut_set_running_or_notify_cancel(list) == 1)
+            fut_set_exception(list, code, message);
+        fut_future_unref(list);
+        list = next;
+    }
+}
+
+static void wait_for_submitters(struct thread_pool *pool)
+{
+    while (atomic_load(&pool->active_submits) > 0)
+        sched_yield();
+}
+
+static void break_pool(struct thread_pool *pool)
+{
+    atomic_store(&pool->broken, true);
+    wait_for_submitters(pool);
+    fail_all(take_all_tasks(pool), FUT_EBROKEN,
+             "a thread initializer failed, the thread pool is not usable anymore");
+    wake_all_for_close(pool);
+}
+
+static void set_thread_name(struct thread_pool *pool, int index)
+{
+    char suffix[16], name[16];
+    int suffix_len = snprintf(suffix, sizeof suffix, "_%d", index);
+    /* Linux thread names are at most 15 bytes: shorten the prefix, keep the number */
+    size_t keep = strlen(pool->name_prefix);
+    if (keep > sizeof name - 1 - (size_t)suffix_len)
+        keep = sizeof name - 1 - (size_t)suffix_len;
+    memcpy(name, pool->name_prefix, keep);
+    memcpy(name + keep, suffix, (size_t)suffix_len + 1);
+    pthread_setname_np(pthread_self(), name);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker_start start = *(struct worker_start *)arg;
+    struct thread_pool *pool = start.pool;
+    free(arg);
+    set_thread_name(pool, start.index);
+    if (pool->initializer && pool->initializer(pool->initarg) != 0) {
+        break_pool(pool);
+        return NULL;
+    }
+    fut_future *f;
+    while ((f = next_task(pool)))
+        run_task(pool, f);
+    return NULL;
+}
+
+/* Starts a worker if the waiting tasks (plus `coming`, about to be queued) outnumber
+ * the idle workers. */
+static bool needs_thread(struct thread_pool *pool, size_t coming)
+{
+    return atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle) &&
+           atomic_load(&pool->n_threads) < pool->base.max_workers;
+}
+
+static int adjust_thread_count(struct thread_pool *pool, size_t coming)
+{
+    if (!needs_thread(pool, coming))
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&pool->threads_lock);
+    int n = atomic_load(&pool->n_threads);
+    if (!needs_thread(pool, coming))
+        goto out;
+    struct worker_start *start = malloc(sizeof *start);
+    if (!start) {
+        rc = FUT_ENOMEM;
+        goto out;
+    }
+    *start = (struct worker_start){ pool, n };
+    atomic_fetch_add(&pool->idle, 1);
+    int err = pthread_create(&pool->threads[n], NULL, worker_main, start);
+    if (err) {
+        atomic_fetch_sub(&pool->idle, 1);
+        free(start);
+        rc = -err;
+        goto out;
+    }
+    atomic_store(&pool->n_threads, n + 1);
+out:
+    pthread_mutex_unlock(&pool->threads_lock);
+    return rc;
+}
+
+/* ---- the executor interface ------------------------------------------------------- */
+
+static int thread_pool_submit(fut_executor *ex, fut_future *f)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    int rc = 0;
+    atomic_fetch_add(&pool->active_submits, 1);
+    if (atomic_load(&pool->shutdown)) {
+        rc = FUT_ESHUTDOWN;
+        goto out;
+    }
+    if (atomic_load(&pool->broken)) {
+        rc = FUT_EBROKEN;
+        goto out;
+    }
+    /* Without any worker a queued task would never run: start the first one up front. */
+    if (atomic_load(&pool->n_threads) == 0 && (rc = adjust_thread_count(pool, 1)) != 0)
+        goto out;
+    fut_future_ref(f);
+    push_incoming(pool, f);
+    atomic_fetch_add(&pool->pending, 1);
+    adjust_thread_count(pool, 0);  /* failure is fine: the workers we have will run it */
+    wake_one(pool);
+out:
+    atomic_fetch_sub(&pool->active_submits, 1);
+    return rc;
+}
+
+static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    pthread_mutex_lock(&pool->shutdown_lock);
+    atomic_store(&pool->shutdown, true);
+    /* after this no submit can push: the queue only shrinks */
+    wait_for_submitters(pool);
+    if (cancel_futures) {
+        fut_future *list = take_all_tasks(pool);
+        while (list) {
+            fut_future *next = list->next;
+            fut_cancel(list);
+            fut_set_running_or_notify_cancel(list);
+            fut_future_unref(list);
+            list = next;
+        }
+    }
+    wake_all_for_close(pool);
+    if (wait) {
+        pthread_mutex_lock(&pool->threads_lock);
+        int n = atomic_load(&pool->n_threads);
+        pthread_mutex_unlock(&pool->threads_lock);
+        for (; pool->n_joined < n; pool->n_joined++) {
+            if (pthread_equal(pool->threads[pool->n_joined], pthread_self()))
+                continue;  /* a task shutting down its own pool cannot join itself */
+            pthread_join(pool->threads[pool->n_joined], NULL);
+        }
+    }
+    pthread_mutex_unlock(&pool->shutdown_lock);
+    return 0;
+}
+
+static void thread_pool_destroy(fut_executor *ex)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    pthread_mutex_destroy(&pool->queue_lock);
+    pthread_mutex_destroy(&pool->park_lock);
+    pthread_cond_destroy(&pool->park_cond);
+    pthread_mutex_destroy(&pool->threads_lock);
+    pthread_mutex_destroy(&pool->shutdown_lock);
+    free(pool->threads);
+    free(pool->name_prefix);
+    free(pool);
+}
+
+static size_t thread_pool_auto_chunksize(fut_executor *ex, size_t n)
+{
+    /* a few chunks per worker keeps them balanced; 256 items amortise a task's cost */
+    size_t chunk = n / ((size_t)ex->max_workers * 4);
+    return chunk < 1 ? 1 : chunk > 256 ? 256 : chunk;
+}
+
+static const struct fut_executor_ops thread_pool_ops = {
+    .submit = thread_pool_submit,
+    .shutdown = thread_pool_shutdown,
+    .destroy = thread_pool_destroy,
+    .auto_chunksize = thread_pool_auto_chunksize,
+};
+
+fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
+{
+    int rc = fut__pool_options_check(opts);
+    if (rc) {
+        errno = -rc;
+        return NULL;
+    }
+    struct thread_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        goto fail;
+    int cpus = fut__cpu_count();
+    pool->base.ops = &thread_pool_ops;
+    pool->base.max_workers = opts && opts->max_workers ? opts->max_workers
+                                                       : (cpus + 4 < 32 ? cpus + 4 : 32);
+    if (opts) {
+        pool->initializer = opts->initializer;
+        pool->initarg = opts->initarg;
+    }
+    const char *prefix = opts && opts->thread_name_prefix ? opts->thread_name_prefix : DEFAULT_PREFIX;
+    pool->name_prefix = strdup(prefix);
+    pool->threads = calloc((size_t)pool->base.max_workers, sizeof *pool->threads);
+    if (!pool->name_prefix || !pool->threads)
+        goto fail;
+    pthread_mutex_init(&pool->queue_lock, NULL);
+    pthread_mutex_init(&pool->park_lock, NULL);
+    pthread_cond_init(&pool->park_cond, NULL);
+    pthread_mutex_init(&pool->threads_lock, NULL);
+    pthread_mutex_init(&pool->shutdown_lock, NULL);
+    return &pool->base;
+fail:
+    if (pool) {
+        free(pool->name_prefix);
+        free(pool->threads);
+        free(pool);
+    }
+    errno = ENOMEM;
+    return NULL;
+}
