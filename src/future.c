@@ -52,7 +52,7 @@ static void cache_key_create(void)
 
 static void cache_put(fut_future *f)
 {
-    if (cache.count >= CACHE_MAX) {
+    if (cache.count + 1 > CACHE_MAX) {
         free(f);
         return;
     }
@@ -157,13 +157,17 @@ static void complete_locked(fut_future *f, int state)
     run_callbacks(f, callbacks);
 }
 
+/*
+ * PENDING -> RUNNING and PENDING -> CANCELLED are compare-and-swaps, so an executor starts
+ * a task without taking the future's lock; the two can never both succeed.
+ */
 bool fut_cancel(fut_future *f)
 {
     if (!f)
         return false;
     pthread_mutex_lock(&f->lock);
-    int state = fut__future_state(f);
-    if (state == FUT_STATE_PENDING) {
+    int state = FUT_STATE_PENDING;
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
         complete_locked(f, FUT_STATE_CANCELLED);
         return true;
     }
@@ -175,16 +179,14 @@ int fut_set_running_or_notify_cancel(fut_future *f)
 {
     if (!f)
         return FUT_EINVAL;
-    int rc = FUT_ESTATE;
+    int state = FUT_STATE_PENDING;
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING))
+        return 1;
+    if (state != FUT_STATE_CANCELLED)
+        return FUT_ESTATE;
     pthread_mutex_lock(&f->lock);
-    int state = fut__future_state(f);
-    if (state == FUT_STATE_PENDING) {
-        atomic_store_explicit(&f->state, FUT_STATE_RUNNING, memory_order_release);
-        rc = 1;
-    } else if (state == FUT_STATE_CANCELLED && !f->cancel_notified) {
-        f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
-        rc = 0;
-    }
+    int rc = f->cancel_notified ? FUT_ESTATE : 0;
+    f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -192,6 +194,7 @@ int fut_set_running_or_notify_cancel(fut_future *f)
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message)
 {
     pthread_mutex_lock(&f->lock);
+    /* only a cancel can race with us here, and it takes the lock too */
     if (fut__state_is_done(fut__future_state(f))) {
         pthread_mutex_unlock(&f->lock);
         if (result_is_bytes)
