@@ -9,70 +9,16 @@
 #include <string.h>
 
 #include "future.h"
+#include "future_cache.h"
 #include "spin.h"
 #include "waiter.h"
 
-/* ---- allocation: a small per-thread cache of future structs ---------------------- */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CACHE_MAX 0            /* let the sanitizers see every free and reuse */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CACHE_MAX 0
-#endif
-#endif
-#ifndef CACHE_MAX
-#define CACHE_MAX 1024
-#endif
-
-struct future_cache {
-    fut_future *head;
-    unsigned count;
-};
-
-static _Thread_local struct future_cache cache;
-static pthread_key_t cache_key;
-static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-
-static void cache_drain(void *unused)
-{
-    (void)unused;
-    while (cache.head) {
-        fut_future *f = cache.head;
-        cache.head = f->next;
-        free(f);
-    }
-    cache.count = 0;
-}
-
-static void cache_key_create(void)
-{
-    pthread_key_create(&cache_key, cache_drain);
-}
-
-static void cache_put(fut_future *f)
-{
-    if (cache.count + 1 > CACHE_MAX) {
-        free(f);
-        return;
-    }
-    if (cache.count == 0) {
-        /* the key's destructor empties this thread's cache when it exits */
-        pthread_once(&cache_key_once, cache_key_create);
-        pthread_setspecific(cache_key, &cache);
-    }
-    f->next = cache.head;
-    cache.head = f;
-    cache.count++;
-}
+/* ---- allocation ------------------------------------------------------------------- */
 
 fut_future *fut__future_alloc(void)
 {
-    fut_future *f = cache.head;
-    if (f) {
-        cache.head = f->next;
-        cache.count--;
-    } else if (!(f = malloc(sizeof *f))) {
+    fut_future *f = fut__future_cache_get();
+    if (!f && !(f = malloc(sizeof *f))) {
         errno = ENOMEM;
         return NULL;
     }
@@ -118,7 +64,7 @@ void fut_future_unref(fut_future *f)
         fut_bytes_free(f->result);
     fut_future_unref(f->source);
     pthread_mutex_destroy(&f->lock);
-    cache_put(f);
+    fut__future_cache_put(f);
 }
 
 /* ---- state changes ------------------------------------------------------------------ */

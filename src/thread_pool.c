@@ -52,6 +52,7 @@ struct thread_pool {
     _Alignas(CACHE_LINE) pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     atomic_int parked;                /* parked workers not yet claimed by a wake */
+    atomic_int spinning;              /* 0 or 1: at most one idle worker spins at a time */
     int wake_tokens;                  /* wakes sent and not yet consumed, under park_lock */
     pthread_mutex_t threads_lock;     /* threads[], n_threads */
     pthread_t *threads;
@@ -182,6 +183,23 @@ static void wake_all_for_close(struct thread_pool *pool)
 
 /* ---- workers ------------------------------------------------------------------------ */
 
+/*
+ * At most one idle worker spins (as Go's scheduler does): more would only burn the cores
+ * the submitters and busy workers need. A spinner that finds work hands the spinning role
+ * on by waking a parked worker when more tasks are queued, so parallelism ramps up.
+ */
+static bool spin_for_work(struct thread_pool *pool)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&pool->spinning, &expected, 1))
+        return false;
+    bool found = fut__spin_until(work_or_closing, pool, FUT_FOREVER);
+    atomic_store(&pool->spinning, 0);
+    if (found && atomic_load(&pool->pending) > 1)
+        wake_one(pool);
+    return found;
+}
+
 static fut_future *next_task(struct thread_pool *pool)
 {
     for (;;) {
@@ -190,7 +208,7 @@ static fut_future *next_task(struct thread_pool *pool)
             return f;
         if (atomic_load(&pool->closing))
             return NULL;
-        if (!fut__spin_until(work_or_closing, pool, FUT_FOREVER))
+        if (!spin_for_work(pool))
             park(pool);
     }
 }
@@ -326,7 +344,8 @@ static int thread_pool_submit(fut_executor *ex, fut_future *f)
     atomic_fetch_add(&pool->pending, 1);
     push_incoming(pool, f);
     adjust_thread_count(pool, 0);  /* failure is fine: the workers we have will run it */
-    wake_one(pool);
+    if (atomic_load(&pool->spinning) == 0)
+        wake_one(pool);
 out:
     atomic_fetch_sub(&pool->active_submits, 1);
     return rc;
