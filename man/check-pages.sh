@@ -35,7 +35,10 @@ if ! command -v groff >/dev/null 2>&1; then
 fi
 
 # 1. a page for every public function
-functions=$(sed -n 's/.*\(fut_[a-z0-9_]*\)[ ]*(.*/\1/p' "$header" | sort -u)
+# (an identifier fut_NAME directly followed by "(": a declaration or a call, not the
+# "(*fut_fn)(" of a function pointer type, nor a comment's bare "fut_")
+functions=$(grep -oE '(^|[^A-Za-z0-9_])fut_[a-z0-9_]+[[:space:]]*\(' "$header" |
+            sed -E 's/^[^f]*(fut_[a-z0-9_]+).*/\1/' | sort -u)
 for fn in $functions; do
     test -f "$mandir/man3/$fn.3" || fail "missing page man/man3/$fn.3 for $fn()"
 done
