@@ -168,12 +168,12 @@ int fut_set_result(fut_future *f, void *result)
 
 int fut_set_exception(fut_future *f, int code, const char *message)
 {
-    if (!f)
+    if (!f || code == 0)  /* 0 means success: it is no exception */
         return FUT_EINVAL;
     char *copy = NULL;
     if (message && !(copy = strdup(message)))
         return FUT_ENOMEM;
-    return fut__future_finish(f, NULL, false, code ? code : FUT_EINVAL, copy);
+    return fut__future_finish(f, NULL, false, code, copy);
 }
 
 /* ---- queries ------------------------------------------------------------------------ */
