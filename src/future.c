@@ -94,8 +94,11 @@ static void complete_locked(fut_future *f, int state)
 {
     atomic_store_explicit(&f->state, state, memory_order_release);
     bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
-    for (struct fut_waiter_link *link = f->waiters; link; link = link->next)
+    /* a notified as_completed iterator may free its link at once: read next first */
+    for (struct fut_waiter_link *link = f->waiters, *next; link; link = next) {
+        next = link->next;
         fut__waiter_notify(link, raised);
+    }
     f->waiters = NULL;
     struct fut_callback_node *callbacks = f->callbacks;
     f->callbacks = f->callbacks_tail = NULL;
