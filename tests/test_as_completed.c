@@ -126,6 +126,18 @@ START_TEST(test_timeout_then_later_ones)
 }
 END_TEST
 
+START_TEST(test_blocks_without_polling)
+{
+    fut_future *a = fut_future_new();
+    fut_as_completed *it = fut_as_completed_new(&a, 1, 0.2);
+    double cpu = tu_thread_cpu();
+    ck_assert_ptr_null(next_or_null(it, FUT_ETIMEDOUT));
+    ck_assert_double_lt(tu_thread_cpu() - cpu, 0.1);  /* it slept, it did not spin */
+    fut_as_completed_free(it);
+    fut_future_unref(a);
+}
+END_TEST
+
 START_TEST(test_timeout_zero)
 {
     fut_future *a = fut_future_new(), *d = fut_future_new();
@@ -247,6 +259,7 @@ static Suite *as_completed_suite(void)
     tc = tu_tcase(s, "timeouts", 30);
     tcase_add_test(tc, test_timeout_then_later_ones);
     tcase_add_test(tc, test_timeout_zero);
+    tcase_add_test(tc, test_blocks_without_polling);
 
     tc = tu_tcase(s, "lifecycle", 30);
     tcase_add_test(tc, test_empty);

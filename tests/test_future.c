@@ -2,6 +2,8 @@
  * Futures: the state machine, results and exceptions, timeouts, done callbacks,
  * reference counting, fut_raise and fut_bytes buffers.
  */
+#include <stdatomic.h>
+
 #include "testutil.h"
 
 /* ---- state machine ------------------------------------------------------------------ */
@@ -182,6 +184,11 @@ START_TEST(test_result_timeout_bounds)
     ck_assert_double_ge(elapsed, 0.05);
     ck_assert_double_lt(elapsed, 2.0);
     assert_pending(f);  /* a timeout leaves the future unchanged */
+
+    /* blocking, not polling: 0.2 s of waiting costs far less than 0.2 s of CPU */
+    double cpu = tu_thread_cpu();
+    ck_assert_int_eq(fut_result(f, 0.2, NULL), FUT_ETIMEDOUT);
+    ck_assert_double_lt(tu_thread_cpu() - cpu, 0.1);
 
     start = tu_now();
     ck_assert_int_eq(fut_result(f, 0, NULL), FUT_ETIMEDOUT);  /* 0 polls */
@@ -460,6 +467,82 @@ START_TEST(test_callback_submits_to_pool)
     fut_future_unref(r.inner);
     tu_gate_destroy(&gate);
     tu_counter_destroy(&r.done);
+}
+END_TEST
+
+/* Several threads race to complete one future: one wins, callbacks run exactly once. */
+enum { RACERS = 6 };
+
+struct race {
+    fut_future *f;
+    struct tu_gate start;
+    atomic_int callbacks;
+    int rc[RACERS];
+};
+
+struct racer_arg {
+    struct race *race;
+    int id;
+};
+
+static void count_callback(fut_future *f, void *arg)
+{
+    atomic_fetch_add(&((struct race *)arg)->callbacks, 1);
+}
+
+static void *race_to_complete(void *arg)
+{
+    struct racer_arg *a = arg;
+    tu_gate_wait(&a->race->start);
+    if (a->id == 0)
+        a->race->rc[0] = fut_cancel(a->race->f) ? 0 : FUT_ESTATE;
+    else if (a->id == 1)
+        a->race->rc[1] = fut_set_exception(a->race->f, 99, "lost?");
+    else
+        a->race->rc[a->id] = fut_set_result(a->race->f, TU_P(a->id));
+    return NULL;
+}
+
+START_TEST(test_completion_race)
+{
+    const int rounds = (int)tu_scale(200, 30);
+    for (int round = 0; round < rounds; round++) {
+        struct race race = { .f = fut_future_new() };
+        tu_gate_init(&race.start);
+        ck_assert_int_eq(fut_add_done_callback(race.f, count_callback, &race), 0);
+        pthread_t threads[RACERS];
+        struct racer_arg args[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            args[i] = (struct racer_arg){ &race, i };
+            ck_assert_int_eq(pthread_create(&threads[i], NULL, race_to_complete, &args[i]), 0);
+        }
+        tu_gate_open(&race.start);
+        for (int i = 0; i < RACERS; i++)
+            pthread_join(threads[i], NULL);
+        int winners = 0, winner = -1;
+        for (int i = 0; i < RACERS; i++) {
+            if (race.rc[i] == 0) {
+                winners++;
+                winner = i;
+            } else {
+                ck_assert_int_eq(race.rc[i], FUT_ESTATE);
+            }
+        }
+        ck_assert_int_eq(winners, 1);
+        ck_assert_int_eq(atomic_load(&race.callbacks), 1);
+        void *out = NULL;
+        int rc = fut_result(race.f, 0, &out);
+        if (winner == 0) {
+            ck_assert_int_eq(rc, FUT_ECANCELLED);
+        } else if (winner == 1) {
+            ck_assert_int_eq(rc, 99);
+        } else {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_ptr_eq(out, TU_P(winner));
+        }
+        fut_future_unref(race.f);
+        tu_gate_destroy(&race.start);
+    }
 }
 END_TEST
 
@@ -749,6 +832,7 @@ static Suite *future_suite(void)
     tcase_add_test(tc, test_callbacks_on_exception);
     tcase_add_test(tc, test_callbacks_in_worker_thread);
     tcase_add_test(tc, test_callback_submits_to_pool);
+    tcase_add_test(tc, test_completion_race);
 
     tc = tu_tcase(s, "refs", 30);
     tcase_add_test(tc, test_refs);

@@ -456,6 +456,102 @@ START_TEST(test_shutdown_unused_pool)
 }
 END_TEST
 
+/*
+ * A task may shut down its own pool with wait (it cannot join itself). Its worker must
+ * still be joined by the final free: fut_executor_free may not return (and free the pool)
+ * while that worker is still running a done callback.
+ */
+struct self_shutdown {
+    fut_executor *ex;
+    struct tu_gate start, release;
+    struct tu_counter freed;
+};
+
+static void *shutdown_own_pool(void *arg)
+{
+    struct self_shutdown *s = arg;
+    tu_gate_wait(&s->start);
+    return TU_P(fut_shutdown(s->ex, true, false));
+}
+
+static void hold_worker(fut_future *f, void *arg)
+{
+    struct self_shutdown *s = arg;
+    tu_gate_wait(&s->release);
+}
+
+static void *free_pool(void *arg)
+{
+    struct self_shutdown *s = arg;
+    fut_executor_free(s->ex);
+    tu_counter_add(&s->freed, 1);
+    return NULL;
+}
+
+START_TEST(test_task_shuts_down_own_pool)
+{
+    int baseline = tu_count_threads();
+    struct self_shutdown s = { .ex = pool_with(1) };
+    tu_gate_init(&s.start);
+    tu_gate_init(&s.release);
+    tu_counter_init(&s.freed);
+    fut_future *f = fut_submit(s.ex, shutdown_own_pool, &s);
+    ck_assert_int_eq(fut_add_done_callback(f, hold_worker, &s), 0);
+    tu_gate_open(&s.start);
+    ck_assert_int_eq(fut_exception(f, FUT_FOREVER), 0);
+    assert_submit_refused(s.ex);
+
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_pool, &s), 0);
+    /* the worker is held in the callback: free must still be waiting for it */
+    ck_assert_msg(!tu_counter_wait_for(&s.freed, 1, 0.2),
+                  "fut_executor_free returned while a worker was still running");
+    tu_gate_open(&s.release);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(tu_counter_get(&s.freed), 1);
+    ck_assert_int_eq(tu_settle_threads(baseline), baseline);
+    fut_future_unref(f);
+    tu_gate_destroy(&s.start);
+    tu_gate_destroy(&s.release);
+    tu_counter_destroy(&s.freed);
+}
+END_TEST
+
+/* Cancelling races with a worker taking the task: exactly one side wins, every time. */
+static void *mark_ran(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    return TU_P(7);
+}
+
+START_TEST(test_cancel_race)
+{
+    enum { ROUNDS = 2000 };
+    static atomic_int ran[ROUNDS];
+    fut_executor *ex = pool_with(2);
+    fut_future **fs = malloc(ROUNDS * sizeof *fs);
+    bool *cancelled = malloc(ROUNDS * sizeof *cancelled);
+    for (int i = 0; i < ROUNDS; i++) {
+        atomic_store(&ran[i], 0);
+        fs[i] = fut_submit(ex, mark_ran, &ran[i]);
+        cancelled[i] = fut_cancel(fs[i]);
+    }
+    fut_executor_free(ex);  /* everything accepted has run or was cancelled */
+    for (int i = 0; i < ROUNDS; i++) {
+        void *out = NULL;
+        int rc = fut_result(fs[i], 0, &out);
+        TU_REQUIRE(cancelled[i] == fut_cancelled(fs[i]), "round %d: cancel said %d", i, cancelled[i]);
+        if (cancelled[i])
+            TU_REQUIRE(rc == FUT_ECANCELLED && !atomic_load(&ran[i]), "round %d: cancelled but ran", i);
+        else
+            TU_REQUIRE(rc == 0 && out == TU_P(7) && atomic_load(&ran[i]), "round %d: rc %d", i, rc);
+        fut_future_unref(fs[i]);
+    }
+    free(fs);
+    free(cancelled);
+}
+END_TEST
+
 /* ---- submitting from tasks and threads ---------------------------------------------- */
 
 static void *submit_and_wait(void *arg)
@@ -634,6 +730,32 @@ START_TEST(test_shutdown_race)
 }
 END_TEST
 
+START_TEST(test_idle_workers_sleep)
+{
+    /* idle workers park: 0.2 s with four idle workers costs the process little CPU */
+    fut_executor *ex = pool_with(4);
+    struct hold h;
+    hold_init(&h);
+    fut_future *fs[4];
+    for (int i = 0; i < 4; i++)
+        fs[i] = fut_submit(ex, held_task, &h);
+    tu_counter_wait(&h.started, 4);
+    tu_gate_open(&h.gate);
+    for (int i = 0; i < 4; i++) {
+        assert_result(fs[i], 1000);
+        fut_future_unref(fs[i]);
+    }
+    struct timespec before, after;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &before);
+    tu_sleep(0.2);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &after);
+    double used = (double)(after.tv_sec - before.tv_sec) + (double)(after.tv_nsec - before.tv_nsec) / 1e9;
+    ck_assert_double_lt(used, 0.1);
+    fut_executor_free(ex);
+    hold_destroy(&h);
+}
+END_TEST
+
 /* ---- leaks -------------------------------------------------------------------------- */
 
 START_TEST(test_no_leaked_fds_or_threads)
@@ -760,6 +882,8 @@ static Suite *thread_pool_suite(void)
     tcase_add_test(tc, test_shutdown_runs_pending_work);
     tcase_add_test(tc, test_shutdown_unused_pool);
     tcase_add_test(tc, test_shutdown_race);
+    tcase_add_test(tc, test_task_shuts_down_own_pool);
+    tcase_add_test(tc, test_cancel_race);
 
     tc = tu_tcase(s, "submit", 120);
     tcase_add_test(tc, test_task_submits_to_own_pool);
@@ -770,6 +894,7 @@ static Suite *thread_pool_suite(void)
 
     tc = tu_tcase(s, "leaks", 30);
     tcase_add_test(tc, test_no_leaked_fds_or_threads);
+    tcase_add_test(tc, test_idle_workers_sleep);
     return s;
 }
 

@@ -200,6 +200,20 @@ START_TEST(test_timeout_is_not_an_error)
 }
 END_TEST
 
+START_TEST(test_blocks_without_polling)
+{
+    /* 0.2 s of waiting must cost far less than 0.2 s of CPU: it sleeps, it does not spin */
+    fut_future *fs[2] = { fut_future_new(), fut_future_new() };
+    size_t n_done = 0;
+    double cpu = tu_thread_cpu(), start = tu_now();
+    ck_assert_int_eq(fut_wait(fs, 2, 0.2, FUT_ALL_COMPLETED, &n_done), 0);
+    ck_assert_double_ge(tu_now() - start, 0.2);
+    ck_assert_double_lt(tu_thread_cpu() - cpu, 0.1);
+    ck_assert_uint_eq(n_done, 0);
+    unref_all(fs, 2);
+}
+END_TEST
+
 START_TEST(test_timeout_zero_polls)
 {
     fut_future *p = fut_future_new(), *d = done_with(NULL);
@@ -365,6 +379,7 @@ static Suite *wait_suite(void)
     tc = tu_tcase(s, "timeouts", 30);
     tcase_add_test(tc, test_timeout_is_not_an_error);
     tcase_add_test(tc, test_timeout_zero_polls);
+    tcase_add_test(tc, test_blocks_without_polling);
 
     tc = tu_tcase(s, "inputs", 30);
     tcase_add_test(tc, test_cancelled_counts_as_done);

@@ -41,6 +41,14 @@ static inline double tu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CPU time (user + system) used by the calling thread: a blocked wait uses next to none. */
+static inline double tu_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static inline void tu_sleep(double seconds)
 {
     struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
@@ -185,6 +193,17 @@ static inline void tu_counter_wait(struct tu_counter *c, long at_least)
     while (c->value < at_least)
         pthread_cond_wait(&c->cond, &c->lock);
     pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits at most `timeout` seconds; returns whether the counter got there. Used only
+ * where reaching the value is the failure being detected, so the bound only decides how
+ * likely a bug is caught, never whether a correct library passes. */
+static inline bool tu_counter_wait_for(struct tu_counter *c, long at_least, double timeout)
+{
+    for (double end = tu_now() + timeout; tu_now() < end; tu_sleep(0.001))
+        if (tu_counter_get(c) >= at_least)
+            return true;
+    return tu_counter_get(c) >= at_least;
 }
 
 static inline void tu_counter_destroy(struct tu_counter *c)
