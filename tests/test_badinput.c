@@ -132,7 +132,7 @@ END_TEST
 
 START_TEST(test_executor_bad_arguments)
 {
-    int threads = tu_count_threads();
+    int threads = tu_thread_baseline();
     fut_executor *ex = fut_thread_pool_new(NULL);
     ASSERT_NULL_ERRNO(fut_submit(ex, NULL, NULL), EINVAL);
     ASSERT_NULL_ERRNO(fut_submit_copy(ex, NULL, "ab", 3), EINVAL);

@@ -104,7 +104,7 @@ END_TEST
 
 START_TEST(test_workers_on_demand_and_reused)
 {
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     fut_executor *ex = fut_thread_pool_new(NULL);
     ck_assert_int_eq(tu_count_threads(), baseline);  /* no worker before the first task */
     for (int i = 0; i < 100; i++)
@@ -118,7 +118,7 @@ END_TEST
 START_TEST(test_max_workers_bound)
 {
     enum { WORKERS = 3, TASKS = 10 };
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     fut_executor *ex = pool_with(WORKERS);
     struct hold h;
     hold_init(&h);
@@ -274,7 +274,7 @@ static void *count_runs(void *arg)
 
 START_TEST(test_initializer_failure_breaks_pool)
 {
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     struct tu_gate hold;
     tu_gate_init(&hold);
     struct init_count c = { .fail = -1, .hold = &hold };
@@ -346,7 +346,7 @@ static void assert_submit_refused(fut_executor *ex)
 START_TEST(test_shutdown_wait_cancel_futures)
 {
     enum { TASKS = 6 };
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     fut_executor *ex = pool_with(1);
     struct hold h;
     hold_init(&h);
@@ -412,7 +412,7 @@ END_TEST
 START_TEST(test_shutdown_runs_pending_work)
 {
     enum { TASKS = 8 };
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     fut_executor *ex = pool_with(1);
     struct hold h;
     hold_init(&h);
@@ -444,7 +444,7 @@ END_TEST
 
 START_TEST(test_shutdown_unused_pool)
 {
-    int baseline = tu_count_threads(), fds = tu_count_fds();
+    int baseline = tu_thread_baseline(), fds = tu_count_fds();
     fut_executor *ex = fut_thread_pool_new(NULL);
     ck_assert_int_eq(fut_shutdown(ex, true, true), 0);
     ck_assert_int_eq(fut_shutdown(ex, false, false), 0);
@@ -490,7 +490,7 @@ static void *free_pool(void *arg)
 
 START_TEST(test_task_shuts_down_own_pool)
 {
-    int baseline = tu_count_threads();
+    int baseline = tu_thread_baseline();
     struct self_shutdown s = { .ex = pool_with(1) };
     tu_gate_init(&s.start);
     tu_gate_init(&s.release);
@@ -760,7 +760,7 @@ END_TEST
 
 START_TEST(test_no_leaked_fds_or_threads)
 {
-    int fds = tu_count_fds(), threads = tu_count_threads();
+    int fds = tu_count_fds(), threads = tu_thread_baseline();
     for (int round = 0; round < 3; round++) {
         fut_executor *ex = pool_with(4);
         struct hold h;

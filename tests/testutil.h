@@ -95,6 +95,30 @@ static inline int tu_settle_threads(int expected)
     return n;
 }
 
+static inline void *tu_noop_thread(void *arg)
+{
+    return arg;
+}
+
+/*
+ * The thread count to compare against later. ThreadSanitizer starts a helper thread of
+ * its own at the first pthread_create of a process (and again in a forked child): start
+ * and join one thread first so that it is already counted.
+ */
+static inline int tu_thread_baseline(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, tu_noop_thread, NULL) == 0)
+        pthread_join(t, NULL);
+    /* the joined thread may linger for a moment: the lowest count seen is the baseline */
+    int n = tu_count_threads();
+    for (double end = tu_now() + 0.01; tu_now() < end; tu_sleep(0.001)) {
+        int m = tu_count_threads();
+        n = m < n ? m : n;
+    }
+    return n;
+}
+
 /* True under valgrind (its preload library is in LD_PRELOAD), a sanitizer build or when
  * FUT_TEST_QUICK is set: the stress tests then use fewer iterations. */
 static inline bool tu_quick(void)
