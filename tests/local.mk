@@ -1,5 +1,9 @@
 # The Check test suite (thread pool, futures, waiting, map, argument checks) and the
 # exported-symbols check. Each program is one area; tests/testutil.h holds shared helpers.
+#
+# Stress tests (1,000,000 tasks, concurrent submitters) shrink under sanitizers, under
+# valgrind and with FUT_TEST_QUICK=1. `make check-valgrind` runs the programs under
+# valgrind (Check's fork mode: valgrind follows each test's child).
 
 EXTRA_DIST += tests/check_symbols.sh
 TESTS += tests/check_symbols.sh
@@ -39,3 +43,11 @@ tests_test_badinput_SOURCES = tests/test_badinput.c tests/testutil.h
 tests_test_badinput_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_badinput_LDADD = libfutures.la $(CHECK_LIBS)
 endif
+
+VALGRIND_FLAGS = -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=42
+check-valgrind: $(FUT_CHECK_TESTS)
+	@status=0; for t in $(FUT_CHECK_TESTS); do \
+	    echo "valgrind $$t"; \
+	    FUT_TEST_QUICK=1 $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) ./$$t || status=1; \
+	done; exit $$status
+.PHONY: check-valgrind

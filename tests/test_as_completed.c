@@ -220,6 +220,27 @@ START_TEST(test_pool_futures_in_any_state)
 }
 END_TEST
 
+START_TEST(test_free_right_after_last_yield)
+{
+    /* the worker that completes the future may still be notifying when next() returns:
+     * freeing the iterator at once must be safe (ASan/valgrind see a use after free) */
+    fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
+    const int rounds = (int)tu_scale(2000, 200);
+    for (int round = 0; round < rounds; round++) {
+        fut_future *fs[2] = { fut_submit(ex, tu_plus_one, TU_P(round)),
+                              fut_submit(ex, tu_plus_one, TU_P(round)) };
+        fut_as_completed *it = fut_as_completed_new(fs, 2, FUT_FOREVER);
+        fut_future *out = NULL;
+        TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: first", round);
+        TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: second", round);
+        fut_as_completed_free(it);
+        fut_future_unref(fs[0]);
+        fut_future_unref(fs[1]);
+    }
+    fut_executor_free(ex);
+}
+END_TEST
+
 START_TEST(test_invalid_arguments)
 {
     fut_future *a = fut_future_new();
@@ -264,6 +285,7 @@ static Suite *as_completed_suite(void)
     tc = tu_tcase(s, "lifecycle", 30);
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_free_early);
+    tcase_add_test(tc, test_free_right_after_last_yield);
     tcase_add_test(tc, test_invalid_arguments);
     return s;
 }
