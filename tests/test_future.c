@@ -229,6 +229,25 @@ static void *complete_after_gate(void *arg)
     return NULL;
 }
 
+START_TEST(test_negative_and_huge_timeouts)
+{
+    /* any negative value waits without limit; a huge one is just long */
+    static const double forever[] = { -1.0, -0.001, -1e300 };
+    for (size_t i = 0; i < TU_ARRAY_SIZE(forever); i++) {
+        struct delayed_set d = { .f = fut_future_new() };
+        tu_gate_init(&d.go);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, complete_after_gate, &d), 0);
+        tu_gate_open(&d.go);
+        ck_assert_int_eq(fut_result(d.f, forever[i], NULL), 0);
+        ck_assert_int_eq(fut_result(d.f, 1e300, NULL), 0);
+        pthread_join(t, NULL);
+        tu_gate_destroy(&d.go);
+        fut_future_unref(d.f);
+    }
+}
+END_TEST
+
 START_TEST(test_result_wakes_blocked_waiter)
 {
     for (int code = 0; code <= 9; code += 9) {
@@ -825,6 +844,7 @@ static Suite *future_suite(void)
     tcase_add_test(tc, test_result_timeout_bounds);
     tcase_add_test(tc, test_timedout_exception_vs_timeout);
     tcase_add_test(tc, test_result_wakes_blocked_waiter);
+    tcase_add_test(tc, test_negative_and_huge_timeouts);
 
     tc = tu_tcase(s, "callbacks", 30);
     tcase_add_test(tc, test_callbacks_on_result);
