@@ -640,6 +640,7 @@ START_TEST(test_concurrent_submitters)
     pthread_t threads[SUBMITTERS];
     for (int t = 0; t < SUBMITTERS; t++) {
         subs[t] = (struct submitter){ ex, &start, t, per_thread, calloc(per_thread, sizeof(fut_future *)) };
+        ck_assert_ptr_nonnull(subs[t].fs);
         ck_assert_int_eq(pthread_create(&threads[t], NULL, submit_many, &subs[t]), 0);
     }
     tu_gate_open(&start);
@@ -680,6 +681,7 @@ static void *race_submit(void *arg)
         if (r->n == r->cap) {
             r->cap = r->cap ? r->cap * 2 : 256;
             r->fs = realloc(r->fs, r->cap * sizeof *r->fs);
+            TU_REQUIRE(r->fs, "out of memory");
         }
         errno = 0;
         fut_future *f = fut_submit(r->ex, tu_plus_one, TU_P(r->id * 10000000 + (intptr_t)r->n));
