@@ -66,6 +66,7 @@ END_TEST
 START_TEST(test_empty)
 {
     fut_executor *ex = fut_thread_pool_new(NULL);
+    reset_runs(2);
     ck_assert_int_eq(fut_map(ex, twice, NULL, 0, NULL, FUT_FOREVER, 0), 0);
     void *args[1] = { TU_P(1) }, *results[1] = { TU_P(77) };
     ck_assert_int_eq(fut_map(ex, twice, args, 0, results, 0, 5), 0);
