@@ -231,9 +231,14 @@ START_TEST(test_free_right_after_last_yield)
                               fut_submit(ex, tu_plus_one, TU_P(round)) };
         fut_as_completed *it = fut_as_completed_new(fs, 2, FUT_FOREVER);
         fut_future *out = NULL;
-        TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: first", round);
-        TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: second", round);
+        /* odd rounds free it while the tasks may still be finishing, nothing yielded */
+        if (round % 2 == 0) {
+            TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: first", round);
+            TU_REQUIRE(fut_as_completed_next(it, &out) == 1, "round %d: second", round);
+        }
         fut_as_completed_free(it);
+        TU_REQUIRE(fut_result(fs[0], FUT_FOREVER, NULL) == 0, "round %d", round);
+        TU_REQUIRE(fut_result(fs[1], FUT_FOREVER, NULL) == 0, "round %d", round);
         fut_future_unref(fs[0]);
         fut_future_unref(fs[1]);
     }

@@ -388,6 +388,36 @@ START_TEST(test_shutdown_wait_cancel_futures)
 }
 END_TEST
 
+START_TEST(test_concurrent_shutdowns)
+{
+    /* two threads shut down with wait at once: neither returns before the work is done */
+    int baseline = tu_thread_baseline();
+    fut_executor *ex = pool_with(2);
+    struct hold h;
+    hold_init(&h);
+    fut_future *f = fut_submit(ex, held_task, &h);
+    tu_counter_wait(&h.started, 1);
+    struct shutdown_call s = { .ex = ex };
+    tu_counter_init(&s.returned);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, call_shutdown, &s), 0);
+    ck_assert_msg(!tu_counter_wait_for(&s.returned, 1, 0.1), "shutdown(wait) returned early");
+    ck_assert(!fut_done(f));
+    tu_gate_open(&h.gate);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(tu_counter_get(&s.returned), 2);
+    ck_assert(fut_done(f));
+    assert_result(f, 1000);
+    ck_assert_int_eq(tu_settle_threads(baseline), baseline);
+    fut_executor_free(ex);
+    fut_future_unref(f);
+    hold_destroy(&h);
+    tu_counter_destroy(&s.returned);
+}
+END_TEST
+
 START_TEST(test_shutdown_nowait_cancel_futures)
 {
     enum { TASKS = 5 };
@@ -886,6 +916,7 @@ static Suite *thread_pool_suite(void)
     tc = tu_tcase(s, "shutdown", 30);
     tcase_add_test(tc, test_shutdown_wait_cancel_futures);
     tcase_add_test(tc, test_shutdown_nowait_cancel_futures);
+    tcase_add_test(tc, test_concurrent_shutdowns);
     tcase_add_test(tc, test_shutdown_runs_pending_work);
     tcase_add_test(tc, test_shutdown_unused_pool);
     tcase_add_test(tc, test_shutdown_race);
