@@ -12,3 +12,12 @@ examples_hash_files_SOURCES = examples/hash_files.c examples/example_util.h
 examples_hash_files_LDADD = libfutures.la
 examples_first_completed_SOURCES = examples/first_completed.c examples/example_util.h
 examples_first_completed_LDADD = libfutures.la
+
+# Each example runs once under make check (smoke.sh, with small arguments). shared_counter
+# takes no arguments, so it is a test by itself, except in sanitizer builds: its unlocked
+# half is a deliberate data race, which ThreadSanitizer rightly reports.
+TESTS += examples/smoke.sh
+if !SANITIZED
+TESTS += examples/shared_counter
+endif
+EXTRA_DIST += examples/smoke.sh
