@@ -87,7 +87,7 @@ static size_t run_mode(const struct mode *m, size_t n, int workers, const uintpt
     size_t mismatches = 0, finished = 0;
     fut_future **fs = calloc(n, sizeof *fs);
     if (!fs)
-        ex_check(FUT_ENOMEM, "calloc");
+        ex_fail(FUT_ENOMEM, "calloc");
 
     printf("%s, %d workers:\n", m->name, workers);
     double start = ex_now();
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 
     uintptr_t *expected = calloc(n, sizeof *expected);
     if (!expected)
-        ex_check(FUT_ENOMEM, "calloc");
+        ex_fail(FUT_ENOMEM, "calloc");
     printf("cpu_batch: %zu tasks x %ld steps\n", n, steps);
     double start = ex_now();
     for (size_t i = 0; i < n; i++)

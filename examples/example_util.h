@@ -12,23 +12,28 @@
 
 #include <futures.h>
 
-/* Library calls return a non-zero code on failure (negative from the library, positive
- * from a task's fut_raise): report it the library's way and give up, since an example has
- * no sensible way to carry on after its executor or waiter failed. */
-static inline void ex_check(int rc, const char *what)
+/* Reports a failure the library's way and gives up: an example has no sensible way to
+ * carry on after its executor, waiter or memory failed. */
+static inline void ex_fail(int code, const char *what)
 {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s\n", what, fut_strerror(rc));
-        exit(EXIT_FAILURE);
-    }
+    fprintf(stderr, "%s: %s\n", what, fut_strerror(code));
+    exit(EXIT_FAILURE);
 }
 
-/* Constructors and fut_submit return NULL and set errno; turn errno back into the
+/* Library calls return a non-zero code on failure: negative from the library, positive
+ * from a task's fut_raise. */
+static inline void ex_check(int rc, const char *what)
+{
+    if (rc != 0)
+        ex_fail(rc, what);
+}
+
+/* Constructors and fut_submit return NULL and set errno: turn errno back into the
  * library's code so that every failure prints through fut_strerror. */
 static inline void *ex_check_ptr(void *p, const char *what)
 {
     if (!p)
-        ex_check(-errno, what);
+        ex_fail(-errno, what);
     return p;
 }
 

@@ -69,7 +69,7 @@ static char **default_paths(void)
         size_t len = (size_t)dir_len + strlen(default_names[i]) + 1;
         paths[i] = malloc(len);
         if (!paths[i])
-            ex_check(FUT_ENOMEM, "malloc");
+            ex_fail(FUT_ENOMEM, "malloc");
         snprintf(paths[i], len, "%.*s%s", dir_len, __FILE__, default_names[i]);
     }
     return paths;
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 
     fut_future **fs = calloc(n, sizeof *fs);
     if (!fs)
-        ex_check(FUT_ENOMEM, "calloc");
+        ex_fail(FUT_ENOMEM, "calloc");
     /* NULL options: the default pool size, min(32, CPUs + 4), suits I/O-bound tasks. */
     fut_executor *ex = ex_check_ptr(fut_thread_pool_new(NULL), "fut_thread_pool_new");
     for (size_t i = 0; i < n; i++)

@@ -67,7 +67,7 @@ static long run(fut_executor *ex, fut_fn fn, void *const *args, size_t tasks)
 {
     void **results = calloc(tasks, sizeof *results);
     if (!results)
-        ex_check(FUT_ENOMEM, "calloc");
+        ex_fail(FUT_ENOMEM, "calloc");
     counter = 0;
     ex_check(fut_map(ex, fn, args, tasks, results, FUT_FOREVER, 1), "fut_map");
     free(results);
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     /* Every task gets the same argument: its number of increments, passed by value. */
     void **args = calloc(tasks, sizeof *args);
     if (!args)
-        ex_check(FUT_ENOMEM, "calloc");
+        ex_fail(FUT_ENOMEM, "calloc");
     for (size_t i = 0; i < tasks; i++)
         args[i] = (void *)(uintptr_t)increments;
 
