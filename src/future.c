@@ -228,32 +228,30 @@ static int wait_done(fut_future *f, double timeout)
     return fut__state_is_done(fut__future_state(f)) ? 0 : rc;
 }
 
-int fut_result(fut_future *f, double timeout, void **out)
+/* Waits for f, then returns its outcome: 0 for a result, else the exception's code. */
+static int wait_outcome(fut_future *f, double timeout)
 {
-    if (!f)
-        return FUT_EINVAL;
-    int rc = wait_done(f, timeout);
-    if (rc)
-        return rc;
-    if (fut__future_state(f) == FUT_STATE_CANCELLED)
-        return FUT_ECANCELLED;
-    if (f->exception)
-        return f->exception;
-    if (out)
-        *out = f->result;
-    return 0;
-}
-
-int fut_exception(fut_future *f, double timeout)
-{
-    if (!f)
-        return FUT_EINVAL;
     int rc = wait_done(f, timeout);
     if (rc)
         return rc;
     if (fut__future_state(f) == FUT_STATE_CANCELLED)
         return FUT_ECANCELLED;
     return f->exception;
+}
+
+int fut_result(fut_future *f, double timeout, void **out)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = wait_outcome(f, timeout);
+    if (rc == 0 && out)
+        *out = f->result;
+    return rc;
+}
+
+int fut_exception(fut_future *f, double timeout)
+{
+    return f ? wait_outcome(f, timeout) : FUT_EINVAL;
 }
 
 int fut_add_done_callback(fut_future *f, fut_done_fn cb, void *arg)
