@@ -72,7 +72,6 @@ struct fut_loop {
     atomic_size_t inbox_count;         /* inbox_n, for lock-free peeking */
     atomic_bool sleeping;              /* in epoll_wait, or about to be: wake through the eventfd */
 
-    size_t bridges;                    /* executor outcomes on their way: worth spinning for */
     fut_loop *outer;                   /* the loop this thread ran before this one, if any */
     fut_future *until;                 /* run_until_complete's future, or NULL */
     fut_executor *default_executor;    /* fut_loop_set_default_executor's; not ours */

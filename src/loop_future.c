@@ -140,20 +140,12 @@ static void copy_outcome(fut_future *dest)
     }
 }
 
-static void bridge_complete(fut_future *dest)
-{
-    copy_outcome(dest);
-    fut_future_unref(dest);  /* the bridge's reference */
-}
-
-/* On the loop thread (or settled by fut_loop_free). */
-static void bridge_arrive(void *arg)
+/* On the loop thread; inline once the loop is gone (or settled by fut_loop_free). */
+static void bridge_complete(void *arg)
 {
     fut_future *dest = arg;
-    fut_loop *loop = loop_here(core_of(dest));
-    if (loop)
-        loop->bridges--;
-    bridge_complete(dest);
+    copy_outcome(dest);
+    fut_future_unref(dest);  /* the bridge's reference */
 }
 
 /* The source's done callback, in whatever thread completed it. */
@@ -163,9 +155,9 @@ static void on_source_done(fut_future *src, void *arg)
     struct fut_loop_core *core = core_of(dest);
     fut_loop *loop = loop_here(core);
     if (loop) {
-        if (!fut_loop_call_soon(loop, bridge_arrive, dest))
-            bridge_arrive(dest);  /* out of memory: complete it now */
-    } else if (!fut__loop_post(core, bridge_arrive, dest)) {
+        if (!fut_loop_call_soon(loop, bridge_complete, dest))
+            bridge_complete(dest);  /* out of memory: complete it now */
+    } else if (!fut__loop_post(core, bridge_complete, dest)) {
         bridge_complete(dest);    /* the loop is gone */
     }
 }
@@ -188,10 +180,8 @@ fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f)
     int rc = fut_add_done_callback(dest, cancel_source, NULL);
     if (rc)
         goto fail;
-    loop->bridges++;
     fut_future_ref(dest);  /* the bridge's, until the outcome is copied */
     if ((rc = fut_add_done_callback(f, on_source_done, dest)) != 0) {
-        loop->bridges--;
         fut_future_unref(dest);
         goto fail;
     }
@@ -448,7 +438,7 @@ fut_future *fut_loop_gather(fut_loop *loop, fut_future *const *fs, size_t n)
 
 bool fut__loop_settle_dropped(fut_callback cb, void *arg)
 {
-    if (cb == run_done_call || cb == bridge_arrive) {
+    if (cb == run_done_call || cb == bridge_complete) {
         cb(arg);  /* done callbacks run exactly once; a bridge owns a reference */
     } else if (cb == sleep_fire) {
         fut_cancel(arg);  /* its timer can never fire now */
