@@ -6,3 +6,7 @@ tests_test_loop_SOURCES = tests/test_loop.c
 tests_test_loop_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_loop_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# The line_server example checks itself (issue 4).
+EXTRA_DIST += tests/line_server_selftest.sh
+TESTS += tests/line_server_selftest.sh
