@@ -16,7 +16,7 @@ int main(void)
         return 1;
     }
     fut_future *sleeps[N];
-    double total = 0;
+    double total = 0, start = fut_loop_time(loop);
     for (int i = 0; i < N; i++) {
         double delay = 0.1 * (N - i);
         total += delay;
@@ -26,7 +26,6 @@ int main(void)
         }
     }
     fut_future *all = fut_loop_gather(loop, sleeps, N);
-    double start = fut_loop_time(loop);
     int rc = all ? fut_loop_run_until_complete(loop, all) : -1;
     double elapsed = fut_loop_time(loop) - start;
     printf("%d sleeps totalling %.1f s finished in %.3f s\n", N, total, elapsed);
