@@ -44,43 +44,79 @@ static void fail_handle(int err, fut_handle *h)
 
 /* ---- the ready queue ---------------------------------------------------------------- */
 
+/* Makes room for `more` pushes that then cannot fail. */
 static int ready_reserve(struct fut_ready *q, size_t more)
 {
-    size_t cap = q->v ? q->mask + 1 : 0;
-    if (q->n + more <= cap)
-        return 0;
-    size_t new_cap = cap ? cap : 1024;
-    while (new_cap < q->n + more)
-        new_cap *= 2;
-    uint32_t *v = malloc(new_cap * sizeof *v);
-    if (!v)
-        return FUT_ENOMEM;
-    for (size_t i = 0; i < q->n; i++)
-        v[i] = q->v[(q->head + i) & q->mask];
-    free(q->v);
-    q->v = v;
-    q->head = 0;
-    q->mask = new_cap - 1;
+    size_t room = (q->tail ? FUT_READY_BLOCK - q->tail_pos : 0) + q->n_spare * FUT_READY_BLOCK;
+    while (room < more) {
+        struct fut_ready_block *b = malloc(sizeof *b);
+        if (!b)
+            return FUT_ENOMEM;
+        b->next = q->spare;
+        q->spare = b;
+        q->n_spare++;
+        room += FUT_READY_BLOCK;
+    }
     return 0;
 }
 
 static inline int ready_push(struct fut_ready *q, uint32_t entry)
 {
-    if (q->v == NULL || q->n > q->mask) {
-        int rc = ready_reserve(q, 1);
-        if (rc)
-            return rc;
+    if (!q->tail || q->tail_pos == FUT_READY_BLOCK) {
+        if (!q->spare && ready_reserve(q, 1) != 0)
+            return FUT_ENOMEM;
+        struct fut_ready_block *b = q->spare;
+        q->spare = b->next;
+        q->n_spare--;
+        b->next = NULL;
+        if (q->tail)
+            q->tail->next = b;
+        else
+            q->head = b;
+        q->tail = b;
+        q->tail_pos = 0;
     }
-    q->v[(q->head + q->n++) & q->mask] = entry;
+    q->tail->v[q->tail_pos++] = entry;
+    q->n++;
     return 0;
 }
 
+static void ready_recycle(struct fut_ready *q, struct fut_ready_block *b)
+{
+    if (q->n_spare >= 4) {  /* enough to absorb a burst without calling malloc */
+        free(b);
+        return;
+    }
+    b->next = q->spare;
+    q->spare = b;
+    q->n_spare++;
+}
+
+/* Invariant: n == 0 exactly when head == tail and head_pos == tail_pos (a block becomes
+ * the tail only as something is pushed into it). */
 static inline uint32_t ready_pop(struct fut_ready *q)
 {
-    uint32_t entry = q->v[q->head];
-    q->head = (q->head + 1) & q->mask;
-    q->n--;
+    uint32_t entry = q->head->v[q->head_pos++];
+    if (--q->n == 0) {
+        q->head_pos = q->tail_pos = 0;  /* empty: reuse the block from its start */
+    } else if (q->head_pos == FUT_READY_BLOCK) {
+        struct fut_ready_block *done = q->head;
+        q->head = done->next;
+        q->head_pos = 0;
+        ready_recycle(q, done);
+    }
     return entry;
+}
+
+static void ready_destroy(struct fut_ready *q)
+{
+    struct fut_ready_block *lists[2] = { q->head, q->spare };
+    for (int k = 0; k < 2; k++)
+        while (lists[k]) {
+            struct fut_ready_block *next = lists[k]->next;
+            free(lists[k]);
+            lists[k] = next;
+        }
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */
@@ -186,8 +222,8 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
 static void drain_inbox(fut_loop *loop)
 {
     size_t n = atomic_load_explicit(&loop->inbox_count, memory_order_relaxed);
-    /* reserve first (outside the lock): a failure leaves the inbox for the next try */
-    if (n == 0 || ready_reserve(&loop->ready, n + 64) != 0)
+    /* reserve first, mostly outside the lock: a failure leaves the inbox for the next try */
+    if (n == 0 || ready_reserve(&loop->ready, n + FUT_READY_BLOCK) != 0)
         return;
     pthread_mutex_lock(&loop->core->lock);
     n = loop->inbox_n;
@@ -213,7 +249,7 @@ static void drain_inbox(fut_loop *loop)
 static bool keep_timer(void *ctx, const struct fut_timer *t)
 {
     struct fut_slot_table *slots = ctx;
-    if (slots->slots[t->slot].state != FUT_SLOT_CANCELLED)
+    if (fut__slot(slots, t->slot)->state != FUT_SLOT_CANCELLED)
         return true;
     fut__slots_free(slots, t->slot);
     return false;
@@ -235,7 +271,7 @@ static int cancel_threadsafe(fut_loop *loop, fut_handle h)
     pthread_mutex_lock(&loop->core->lock);
     int rc = fut__slots_find(&loop->ts_slots, h, &i);
     if (rc == 0)
-        loop->ts_slots.slots[i].state = FUT_SLOT_CANCELLED;
+        fut__slot(&loop->ts_slots, i)->state = FUT_SLOT_CANCELLED;
     pthread_mutex_unlock(&loop->core->lock);
     return rc;
 }
@@ -250,7 +286,7 @@ int fut_loop_cancel(fut_loop *loop, fut_handle h)
     int rc = fut__slots_find(&loop->slots, h, &i);
     if (rc)
         return rc;
-    struct fut_slot *s = &loop->slots.slots[i];
+    struct fut_slot *s = fut__slot(&loop->slots, i);
     if (s->state == FUT_SLOT_TIMER)
         cancel_timer(loop, s);
     else
@@ -264,7 +300,7 @@ static void drop_cancelled_timers(fut_loop *loop)
 {
     const struct fut_timer *t;
     while ((t = fut__timer_heap_top(&loop->timers)) &&
-           loop->slots.slots[t->slot].state == FUT_SLOT_CANCELLED) {
+           fut__slot(&loop->slots, t->slot)->state == FUT_SLOT_CANCELLED) {
         fut__slots_free(&loop->slots, fut__timer_heap_pop(&loop->timers).slot);
         loop->timers_cancelled--;
     }
@@ -305,7 +341,7 @@ static void move_due_timers(fut_loop *loop)
     double now = fut__now();
     const struct fut_timer *t;
     while ((t = fut__timer_heap_top(&loop->timers)) && t->when <= now) {
-        struct fut_slot *s = &loop->slots.slots[t->slot];
+        struct fut_slot *s = fut__slot(&loop->slots, t->slot);
         if (s->state == FUT_SLOT_CANCELLED) {
             fut__slots_free(&loop->slots, fut__timer_heap_pop(&loop->timers).slot);
             loop->timers_cancelled--;
@@ -321,7 +357,7 @@ static void move_due_timers(fut_loop *loop)
 static void run_threadsafe(fut_loop *loop, uint32_t i)
 {
     pthread_mutex_lock(&loop->core->lock);
-    struct fut_slot *s = &loop->ts_slots.slots[i];
+    struct fut_slot *s = fut__slot(&loop->ts_slots, i);
     fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
     void *arg = s->arg;
     fut__slots_free(&loop->ts_slots, i);
@@ -337,7 +373,7 @@ static void run_entry(fut_loop *loop, uint32_t entry)
         run_threadsafe(loop, entry & ~FUT_READY_TS);
         return;
     }
-    struct fut_slot *s = &loop->slots.slots[entry];
+    struct fut_slot *s = fut__slot(&loop->slots, entry);
     fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
     void *arg = s->arg;
     fut__slots_free(&loop->slots, entry);
@@ -655,7 +691,7 @@ static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
     } else {
         return false;
     }
-    struct fut_slot *s = &table->slots[i];
+    struct fut_slot *s = fut__slot(table, i);
     bool live = s->state == FUT_SLOT_READY || s->state == FUT_SLOT_TIMER;
     *cb = live ? s->cb : NULL;
     *arg = s->arg;
@@ -690,7 +726,7 @@ void fut_loop_free(fut_loop *loop)
     fut__slots_destroy(&loop->slots);
     fut__slots_destroy(&loop->ts_slots);
     fut__timer_heap_destroy(&loop->timers);
-    free(loop->ready.v);
+    ready_destroy(&loop->ready);
     free(loop->inbox);
     free(loop->inbox_spare);
     free(loop->io);

@@ -36,10 +36,20 @@ struct fut_loop_core {
     fut_loop *loop;                    /* under lock; NULL once the loop is freed */
 };
 
-/* The ready queue: a ring of slot indexes (FUT_READY_TS set: the threadsafe table). */
+/* The ready queue: a FIFO of slot indexes (FUT_READY_TS set: the threadsafe table), in
+ * blocks that are linked rather than reallocated: growing it copies nothing. */
+#define FUT_READY_BLOCK 4096
+
+struct fut_ready_block {
+    struct fut_ready_block *next;
+    uint32_t v[FUT_READY_BLOCK];
+};
+
 struct fut_ready {
-    uint32_t *v;
-    size_t head, n, mask;              /* capacity mask + 1 is a power of two */
+    struct fut_ready_block *head, *tail;   /* pop from head[head_pos], push at tail[tail_pos] */
+    size_t head_pos, tail_pos, n;
+    struct fut_ready_block *spare;         /* emptied blocks kept for reuse */
+    size_t n_spare;
 };
 
 /* Readiness callbacks for one fd; both directions share one epoll registration. */

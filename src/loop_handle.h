@@ -33,12 +33,23 @@ struct fut_slot {
     uint32_t next_free;            /* FREE slots: the free list */
 };
 
+/* Slots live in fixed-size chunks that never move: growing the table copies nothing (a
+ * fresh page costs enough already) and a slot's address stays valid while it is in use. */
+#define FUT_SLOT_CHUNK_SHIFT 10
+#define FUT_SLOT_CHUNK (1U << FUT_SLOT_CHUNK_SHIFT)
+
 struct fut_slot_table {
-    struct fut_slot *slots;
-    uint32_t used, cap;            /* slots[0 .. used) have been issued at least once */
+    struct fut_slot **chunks;
+    uint32_t n_chunks, chunks_cap;
+    uint32_t used;                 /* slots [0 .. used) have been issued at least once */
     uint32_t free_head;            /* LIFO free list: the slot freed last is warm in cache */
     uint64_t tag;                  /* 0 or 1ULL << 63 */
 };
+
+static inline struct fut_slot *fut__slot(const struct fut_slot_table *t, uint32_t index)
+{
+    return &t->chunks[index >> FUT_SLOT_CHUNK_SHIFT][index & (FUT_SLOT_CHUNK - 1)];
+}
 
 void fut__slots_init(struct fut_slot_table *t, uint64_t tag);
 void fut__slots_destroy(struct fut_slot_table *t);
