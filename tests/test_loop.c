@@ -112,6 +112,33 @@ START_TEST(test_call_soon_fifo)
 }
 END_TEST
 
+/* Beyond one block of the ready queue and one chunk of the handle table, twice over. */
+static int fifo_next;
+static bool fifo_broken;
+
+static void fifo_cb(void *arg)
+{
+    if ((intptr_t)arg != fifo_next++)
+        fifo_broken = true;
+}
+
+START_TEST(test_call_soon_fifo_large)
+{
+    fut_loop *loop = new_loop();
+    for (int round = 0; round < 2; round++) {
+        fifo_next = 0;
+        fifo_broken = false;
+        for (intptr_t i = 0; i < 50000; i++)
+            ck_assert(fut_loop_call_soon(loop, fifo_cb, (void *)i) != 0);
+        ck_assert(fut_loop_call_soon(loop, stop_cb, loop) != 0);
+        ck_assert_int_eq(fut_loop_run_forever(loop), 0);
+        ck_assert_int_eq(fifo_next, 50000);
+        ck_assert(!fifo_broken);
+    }
+    fut_loop_free(loop);
+}
+END_TEST
+
 START_TEST(test_timers_in_time_order_ties_in_scheduling_order)
 {
     fut_loop *loop = new_loop();
@@ -1055,6 +1082,7 @@ static Suite *loop_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_call_soon_fifo);
+    tcase_add_test(tc, test_call_soon_fifo_large);
     tcase_add_test(tc, test_timers_in_time_order_ties_in_scheduling_order);
     tcase_add_test(tc, test_call_at_and_time);
     tcase_add_test(tc, test_iteration_order);
