@@ -9,6 +9,7 @@ libfutures_la_SOURCES = \
 	src/loop_future.c \
 	src/loop_handle.c src/loop_handle.h \
 	src/future.c src/future.h \
+	src/future_cache.c src/future_cache.h \
 	src/map.c \
 	src/spin.c src/spin.h \
 	src/task.c src/task.h \
