@@ -63,6 +63,8 @@ void fut_future_unref(fut_future *f)
     if (f->result_is_bytes)
         fut_bytes_free(f->result);
     fut_future_unref(f->source);
+    if (f->dispatcher && f->dispatcher->release)
+        f->dispatcher->release(f->dispatcher->context);
     pthread_mutex_destroy(&f->lock);
     fut__future_cache_put(f);
 }

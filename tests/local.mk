@@ -15,7 +15,8 @@ FUT_CHECK_TESTS = \
 	tests/test_as_completed \
 	tests/test_thread_pool \
 	tests/test_map \
-	tests/test_badinput
+	tests/test_badinput \
+	tests/test_loop
 check_PROGRAMS += $(FUT_CHECK_TESTS)
 TESTS += $(FUT_CHECK_TESTS)
 
@@ -42,6 +43,11 @@ tests_test_map_LDADD = libfutures.la $(CHECK_LIBS)
 tests_test_badinput_SOURCES = tests/test_badinput.c tests/testutil.h
 tests_test_badinput_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_badinput_LDADD = libfutures.la $(CHECK_LIBS)
+
+# The event loop (issue 4).
+tests_test_loop_SOURCES = tests/test_loop.c
+tests_test_loop_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_loop_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
 
 VALGRIND_FLAGS = -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=42
@@ -51,3 +57,7 @@ check-valgrind: $(FUT_CHECK_TESTS)
 	    FUT_TEST_QUICK=1 $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) ./$$t || status=1; \
 	done; exit $$status
 .PHONY: check-valgrind
+
+# The line_server example checks itself (issue 4).
+EXTRA_DIST += tests/line_server_selftest.sh
+TESTS += tests/line_server_selftest.sh
