@@ -495,6 +495,11 @@ static bool seen_workers(const struct bench_table *t, size_t upto, const char *s
 
 static void print_section(const struct bench_table *t, const struct section *s, FILE *out)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_rows; i++)
+        n += strcmp(t->rows[i].section, s->id) == 0;
+    if (n == 0)
+        return;
     fprintf(out, "\n%s  [%s, %s is better]\n", s->title, s->unit,
             s->higher_is_better ? "higher" : "lower");
     fprintf(out, "  %7s  %-22s %-8s %10s %10s %10s %9s\n", "workers", "implementation",

@@ -42,6 +42,7 @@ static struct {
     uint64_t cpu_steps;
     int repeat;
     const char *import;
+    const char *impls;  /* names to run, comma-separated; NULL: all */
     bool throughput, roundtrip, cpu;
 } cfg;
 
@@ -375,6 +376,17 @@ static const struct impl impls[] = {
 };
 #define N_IMPLS (sizeof impls / sizeof *impls)
 
+static bool selected(const struct impl *impl)
+{
+    if (!cfg.impls)
+        return true;
+    size_t len = strlen(impl->name);
+    for (const char *p = cfg.impls; (p = strstr(p, impl->name)) != NULL; p += len)
+        if ((p == cfg.impls || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+            return true;
+    return false;
+}
+
 /* ---- the measurements (each runs in a child process) ------------------------------- */
 
 struct measurement {
@@ -461,6 +473,8 @@ static void measure_cpu(void *arg, double *out, size_t n)
 static bool run_isolated(const char *what, bench_measure_fn fn, struct measurement *m,
                          double *out, size_t n, struct bench_table *table)
 {
+    if (m->impl && !selected(m->impl))
+        return false;
     fprintf(stderr, "  %-10s %-16s %d workers ...\n", what, m->impl ? m->impl->name : "sequential",
             m->workers);
     if (bench_run_isolated(fn, m, out, n) == 0)
@@ -577,6 +591,7 @@ static void usage(FILE *out)
             "  --cpu-steps=N       cpu: xorshift steps per task (default 50M)\n"
             "  --repeat=N          runs per measurement (default 5)\n"
             "  --only=LIST         among throughput,roundtrip,cpu (default all)\n"
+            "  --impl=LIST         implementations to run (default all), e.g. libfutures\n"
             "  --quick             a tenth of the default counts\n"
             "  --import=FILE       add the records of FILE (e.g. the Python results)\n"
             "Counts take a k, M or G suffix.\n");
@@ -624,6 +639,8 @@ static void parse_options(int argc, char **argv)
             cfg.throughput = strstr(a + 7, "throughput") != NULL;
             cfg.roundtrip = strstr(a + 7, "roundtrip") != NULL;
             cfg.cpu = strstr(a + 7, "cpu") != NULL;
+        } else if (strncmp(a, "--impl=", 7) == 0) {
+            cfg.impls = a + 7;
         } else if (strcmp(a, "--quick") == 0) {
             cfg.tasks /= 10;
             cfg.round_trips /= 10;
