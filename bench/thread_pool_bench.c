@@ -6,6 +6,7 @@
  *   throughput  N no-op tasks submitted from one thread, then wait for all (tasks/s)
  *   roundtrip   submit one no-op and block on its result, repeatedly (mean, median, p99)
  *   cpu         2 x cpus tasks of an integer loop: speedup over running them in a row
+ *               in one thread, timed just before each pool run
  *
  * Every (benchmark, implementation, worker count) runs in a fresh process (see
  * bench_run_isolated), warms its pool up so that thread start-up is not measured, then
@@ -390,7 +391,7 @@ static bool selected(const struct impl *impl)
 /* ---- the measurements (each runs in a child process) ------------------------------- */
 
 struct measurement {
-    const struct impl *impl;  /* NULL: sequential, in the calling thread */
+    const struct impl *impl;
     int workers;
 };
 
@@ -436,7 +437,25 @@ static void measure_round_trip(void *arg, double *out, size_t n)
     m->impl->destroy(pool);
 }
 
-/* out[r]: seconds of run r */
+/* Times one batch of the cpu tasks: in the pool, or in the calling thread when pool is
+ * NULL. Returns seconds; xors the results into *check. */
+static double time_cpu_batch(const struct impl *impl, void *pool, void **args, void **results,
+                             uintptr_t *check)
+{
+    double start = bench_now();
+    if (pool)
+        impl->run_batch(impl, pool, cpu_task, args, results, cfg.cpu_tasks);
+    else
+        for (size_t i = 0; i < cfg.cpu_tasks; i++)
+            results[i] = cpu_task(args[i]);
+    double elapsed = bench_now() - start;
+    for (size_t i = 0; i < cfg.cpu_tasks; i++)
+        *check ^= (uintptr_t)results[i];
+    return elapsed;
+}
+
+/* out[2r], out[2r+1]: seconds of run r in the calling thread, then in the pool. Each
+ * speedup divides times taken back to back, so both see about the same machine load. */
 static void measure_cpu(void *arg, double *out, size_t n)
 {
     const struct measurement *m = arg;
@@ -446,24 +465,16 @@ static void measure_cpu(void *arg, double *out, size_t n)
         die("malloc", FUT_ENOMEM);
     for (size_t i = 0; i < cfg.cpu_tasks; i++)
         args[i] = (void *)(uintptr_t)(i + 1);
-    void *pool = m->impl ? warmed_up_pool(m) : NULL;
+    void *pool = warmed_up_pool(m);
     uintptr_t check = 0;
-    for (size_t r = 0; r < n; r++) {
-        double start = bench_now();
-        if (pool)
-            m->impl->run_batch(m->impl, pool, cpu_task, args, results, cfg.cpu_tasks);
-        else
-            for (size_t i = 0; i < cfg.cpu_tasks; i++)
-                results[i] = cpu_task(args[i]);
-        out[r] = bench_now() - start;
-        for (size_t i = 0; i < cfg.cpu_tasks; i++)
-            check ^= (uintptr_t)results[i];
+    for (size_t r = 0; r + 2 <= n; r += 2) {
+        out[r] = time_cpu_batch(m->impl, NULL, args, results, &check);
+        out[r + 1] = time_cpu_batch(m->impl, pool, args, results, &check);
     }
-    /* every run computes the same results: an even number of runs xors to 0 */
-    if ((n % 2 == 0) != (check == 0))
-        die("cpu results differ between runs", 0);
-    if (pool)
-        m->impl->destroy(pool);
+    /* both ways compute the same results, so all the runs xor to 0 */
+    if (check != 0)
+        die("the pool's cpu results differ from the sequential ones", 0);
+    m->impl->destroy(pool);
     free(args);
     free(results);
 }
@@ -473,14 +484,13 @@ static void measure_cpu(void *arg, double *out, size_t n)
 static bool run_isolated(const char *what, bench_measure_fn fn, struct measurement *m,
                          double *out, size_t n, struct bench_table *table)
 {
-    if (m->impl && !selected(m->impl))
+    if (!selected(m->impl))
         return false;
-    fprintf(stderr, "  %-10s %-16s %d workers ...\n", what, m->impl ? m->impl->name : "sequential",
-            m->workers);
+    fprintf(stderr, "  %-10s %-16s %d workers ...\n", what, m->impl->name, m->workers);
     if (bench_run_isolated(fn, m, out, n) == 0)
         return true;
     bench_table_note(table, "%s: %s with %d workers failed", what,
-                     m->impl ? m->impl->name : "sequential", m->workers);
+                     m->impl->name, m->workers);
     return false;
 }
 
@@ -512,32 +522,23 @@ static void run_round_trip(struct bench_table *t, int workers)
     }
 }
 
-/* Returns the median sequential time, which the speedups divide. */
-static double run_sequential(struct bench_table *t)
+static void run_cpu(struct bench_table *t, int workers)
 {
     size_t n = (size_t)cfg.repeat;
-    double runs[n];
-    struct measurement m = { NULL, 1 };
-    if (!run_isolated("cpu", measure_cpu, &m, runs, n, t))
-        return NAN;
-    struct bench_stats s = bench_stats_of(runs, n);
-    bench_table_note(t, "cpu: sequential baseline (%zu tasks x %llu steps in one thread): "
-                        "min %.3f s, median %.3f s, max %.3f s", cfg.cpu_tasks,
-                     (unsigned long long)cfg.cpu_steps, s.min, s.median, s.max);
-    return s.median;
-}
-
-static void run_cpu(struct bench_table *t, int workers, double sequential)
-{
-    size_t n = (size_t)cfg.repeat;
-    double runs[n];
+    double out[2 * n], speedups[n], sequential[n];
     for (size_t i = 0; i < N_IMPLS; i++) {
         struct measurement m = { &impls[i], workers };
-        if (!run_isolated("cpu", measure_cpu, &m, runs, n, t))
+        if (!run_isolated("cpu", measure_cpu, &m, out, 2 * n, t))
             continue;
-        for (size_t r = 0; r < n; r++)
-            runs[r] = sequential / runs[r];
-        bench_table_add(t, "cpu", workers, impls[i].name, "speedup", runs, n);
+        for (size_t r = 0; r < n; r++) {
+            sequential[r] = out[2 * r];
+            speedups[r] = out[2 * r] / out[2 * r + 1];
+        }
+        bench_table_add(t, "cpu", workers, impls[i].name, "speedup", speedups, n);
+        struct bench_stats s = bench_stats_of(sequential, n);
+        bench_table_note(t, "cpu: %s, %d workers: sequential runs took %.3f / %.3f / %.3f s "
+                            "(min / median / max)", impls[i].name, workers, s.min, s.median,
+                         s.max);
     }
 }
 
@@ -693,14 +694,13 @@ int main(int argc, char **argv)
     printf("%d runs per measurement, each measurement in a fresh process\n", cfg.repeat);
     fflush(stdout);
 
-    double sequential = cfg.cpu ? run_sequential(t) : NAN;
     for (int w = 0; w < cfg.n_workers; w++) {
         if (cfg.throughput)
             run_throughput(t, cfg.workers[w]);
         if (cfg.roundtrip)
             run_round_trip(t, cfg.workers[w]);
-        if (cfg.cpu && !isnan(sequential))
-            run_cpu(t, cfg.workers[w], sequential);
+        if (cfg.cpu)
+            run_cpu(t, cfg.workers[w]);
     }
 
     if (cfg.import) {

@@ -101,16 +101,15 @@ def cpu_batch(ex, args):
 
 
 def cpu(args):
-    runs = [cpu_batch(None, args) for _ in range(args.repeat)]
-    expected = runs[0][1]
-    sequential = median([t for t, _ in runs])
-    print("# cpu: %s runs %d tasks x %d steps (Python is slower: fewer steps); sequential "
-          "median %.3f s" % (IMPL, args.cpu_tasks, args.cpu_steps, sequential))
+    """Each speedup divides a sequential and a pool run timed back to back."""
+    print("# cpu: %s runs %d tasks x %d steps (Python is slower: fewer steps)"
+          % (IMPL, args.cpu_tasks, args.cpu_steps))
     for workers in args.workers:
         speedups = []
         with cf.ThreadPoolExecutor(max_workers=workers) as ex:
             warm_up(ex)
             for _ in range(args.repeat):
+                sequential, expected = cpu_batch(None, args)
                 elapsed, results = cpu_batch(ex, args)
                 if results != expected:
                     sys.exit("cpu results differ")
