@@ -286,18 +286,16 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-/* Grows *array (of *n elements of `size` bytes) by one zeroed element and returns it. */
-static void *append(void *array, size_t *n, size_t size)
+/* Returns `array` (of n elements of `size` bytes) grown by one zeroed element. */
+static void *grow(void *array, size_t n, size_t size)
 {
-    char **p = array;
-    char *grown = realloc(*p, (*n + 1) * size);
+    char *grown = realloc(array, (n + 1) * size);
     if (!grown) {
         perror("bench");
         exit(1);
     }
-    *p = grown;
-    memset(grown + *n * size, 0, size);
-    return grown + (*n)++ * size;
+    memset(grown + n * size, 0, size);
+    return grown;
 }
 
 struct bench_table *bench_table_new(const char *title, const char *reference)
@@ -347,8 +345,8 @@ static const struct section *find_section(const struct bench_table *t, const cha
 void bench_table_section(struct bench_table *t, const char *id, const char *title,
                          const char *unit, bool higher_is_better)
 {
-    struct section *s = append(&t->sections, &t->n_sections, sizeof *s);
-    *s = (struct section){ xstrdup(id), xstrdup(title), xstrdup(unit), higher_is_better };
+    t->sections = grow(t->sections, t->n_sections, sizeof *t->sections);
+    t->sections[t->n_sections++] = (struct section){ xstrdup(id), xstrdup(title), xstrdup(unit), higher_is_better };
 }
 
 void bench_table_add(struct bench_table *t, const char *section, int workers,
@@ -356,8 +354,8 @@ void bench_table_add(struct bench_table *t, const char *section, int workers,
 {
     if (!find_section(t, section))
         bench_table_section(t, section, section, "", true);
-    struct row *r = append(&t->rows, &t->n_rows, sizeof *r);
-    *r = (struct row){ xstrdup(section), xstrdup(impl), xstrdup(metric), workers,
+    t->rows = grow(t->rows, t->n_rows, sizeof *t->rows);
+    t->rows[t->n_rows++] = (struct row){ xstrdup(section), xstrdup(impl), xstrdup(metric), workers,
                        bench_stats_of(runs, n) };
 }
 
@@ -368,8 +366,8 @@ void bench_table_note(struct bench_table *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    char **note = append(&t->notes, &t->n_notes, sizeof *note);
-    *note = xstrdup(buf);
+    t->notes = grow(t->notes, t->n_notes, sizeof *t->notes);
+    t->notes[t->n_notes++] = xstrdup(buf);
 }
 
 int bench_table_import(struct bench_table *t, FILE *in)

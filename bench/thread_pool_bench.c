@@ -705,10 +705,12 @@ int main(int argc, char **argv)
 
     if (cfg.import) {
         FILE *in = fopen(cfg.import, "r");
-        if (!in || bench_table_import(t, in) == 0)
-            bench_table_note(t, "no results could be read from %s", cfg.import);
-        if (in)
+        if (in) {
+            bench_table_import(t, in);
             fclose(in);
+        } else {
+            bench_table_note(t, "%s: %s", cfg.import, strerror(errno));
+        }
     }
     bench_print_load(stdout, "at end: ");
     printf("\n");
