@@ -40,6 +40,8 @@ static size_t partition(fut_future **fs, size_t n, fut_future **scratch)
     return n_done;
 }
 
+/* Attaches one waiter to every future not yet done and sleeps until it is signalled.
+ * Futures already done are counted without taking their locks: in a large batch most are. */
 static int block(fut_future **fs, size_t n, struct fut_waiter_link *links, double timeout,
                  int return_when)
 {
@@ -50,12 +52,15 @@ static int block(fut_future **fs, size_t n, struct fut_waiter_link *links, doubl
     struct fut_deadline deadline = fut__deadline_after(timeout);
     for (size_t i = 0; i < n; i++) {
         links[i] = (struct fut_waiter_link){ .waiter = &waiter, .future = fs[i] };
-        if (!fut__future_attach_waiter(fs[i], &links[i]))
-            fut__waiter_notify(&links[i], raised(fs[i]));  /* finished meanwhile */
+        if (fut_done(fs[i]) || !fut__future_attach_waiter(fs[i], &links[i])) {
+            links[i].future = NULL;  /* not attached */
+            fut__waiter_notify(&links[i], raised(fs[i]));
+        }
     }
     fut__waiter_wait(&waiter, &deadline);
     for (size_t i = 0; i < n; i++)
-        fut__future_detach_waiter(fs[i], &links[i]);
+        if (links[i].future)
+            fut__future_detach_waiter(fs[i], &links[i]);
     fut__waiter_destroy(&waiter);
     return 0;
 }
