@@ -47,5 +47,14 @@ else
 fi
 
 echo "running bench-thread-pool ..." >&2
+status=0
 # shellcheck disable=SC2086
-exec "$bench" --import="$results" $c_args
+"$bench" --import="$results" $c_args || status=1
+
+# The event loop and the process pool have benchmarks of their own; each prints its table.
+if [ -x "$bindir/bench_loop" ]; then
+    echo >&2
+    echo "running bench_loop ..." >&2
+    "$bindir/bench_loop" --asyncio "$srcdir/bench_loop.py" || status=1
+fi
+exit $status
