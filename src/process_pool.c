@@ -364,7 +364,7 @@ static void handle_message(struct process_pool *pool, struct worker *w, const st
 }
 
 /* Reads and handles everything the worker has written so far. */
-static void read_worker(struct process_pool *pool, struct worker *w)
+static void read_worker_until(struct process_pool *pool, struct worker *w, bool drained_ok)
 {
     while (w->fd >= 0) {
         struct fut__wire_header h;
@@ -373,11 +373,19 @@ static void read_worker(struct process_pool *pool, struct worker *w)
             handle_message(pool, w, &h, payload);
         if (w->fd < 0)
             return;
+        size_t room = sizeof w->in.staging - w->in.end;
         long n = fut__wire_in_fill(w->fd, &w->in);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
             close_worker_fd(pool, w);  /* end of file: the exit status follows */
+            return;
+        }
+        if ((size_t)n < room && drained_ok) {
+            /* a short read emptied the socket: skip the recv that would say EAGAIN
+             * (epoll is level-triggered, anything newer wakes us again) */
+            while (fut__wire_in_next(&w->in, &h, &payload))
+                handle_message(pool, w, &h, payload);
             return;
         }
     }
@@ -413,10 +421,15 @@ static void describe_status(char *buf, size_t size, pid_t pid, int status)
         snprintf(buf, size, "worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
 }
 
+static void read_worker(struct process_pool *pool, struct worker *w)
+{
+    read_worker_until(pool, w, true);
+}
+
 /* The fork server reported w's exit: settle its tasks and free it. */
 static void worker_exited(struct process_pool *pool, struct worker *w, int status)
 {
-    read_worker(pool, w);  /* what it wrote before dying is all there is */
+    read_worker_until(pool, w, false);  /* what it wrote before dying is all there is */
     close_worker_fd(pool, w);
     char message[256];
     describe_status(message, sizeof message, w->pid, status);
@@ -644,10 +657,10 @@ static bool finished(struct process_pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
     bool done = pool->shutdown && pool->queue_len == 0;
-    if (!done && !pool->broken && !pool->shutdown) {
-        /* sleep deeply only when new work could be handed out */
+    /* After schedule(), tasks still queued mean no worker can take one more: a submit
+     * then has nothing to wake us for (a worker's result will). */
+    if (!done && !pool->broken && !pool->shutdown && pool->queue_len == 0)
         pool->need_wake = true;
-    }
     pthread_mutex_unlock(&pool->lock);
     if (!done)
         return false;
