@@ -36,6 +36,20 @@
 #define SANITIZED 0
 #endif
 
+#if SANITIZED
+/* A worker killed by SIGSEGV must die of it: the sanitizers would catch it and exit(1). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "handle_segv=0";
+}
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "handle_segv=0";
+}
+#endif
+
 static int scale(void)
 {
     const char *s = getenv("FUT_TEST_SCALE");
