@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,6 +222,14 @@ static void *block_forever(void *arg)
     for (;;)
         pause();
     return NULL;
+}
+
+static void *block_forever_noted(void *arg)
+{
+    long pid = getpid();
+    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
+        _exit(99);
+    return block_forever(arg);
 }
 
 static void *spin_ms(void *arg)
@@ -811,6 +821,35 @@ START_TEST(test_free_with_running_work)
 }
 END_TEST
 
+/* A parent that exits without shutting down leaves no worker running: the fork server
+ * sees its socket close and kills the worker blocked in its task. */
+START_TEST(test_parent_exit_kills_workers)
+{
+    pipes_open();
+    pid_t parent = fork();
+    ck_assert_int_ge(parent, 0);
+    if (parent == 0) {
+        fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1 });
+        if (!ex || !fut_submit(ex, block_forever_noted, NULL))
+            _exit(1);
+        char c;
+        if (read(to_task[0], &c, 1) != 1)  /* the test saw the worker's pid */
+            _exit(1);
+        _exit(0);  /* no shutdown */
+    }
+    long worker = read_note();
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)worker, 0);
+    ck_assert_int_ge(pidfd, 0);
+    release_task();
+    int status;
+    ck_assert_int_eq(waitpid(parent, &status, 0), parent);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct pollfd p = { pidfd, POLLIN, 0 };
+    ck_assert_int_eq(poll(&p, 1, 30000), 1);  /* the worker is gone */
+    close(pidfd);
+}
+END_TEST
+
 START_TEST(test_fd_limit)
 {
     struct rlimit old;
@@ -940,6 +979,7 @@ static Suite *process_pool_suite(void)
         { "many_tasks", test_many_tasks },
         { "no_leaks", test_no_leaks },
         { "free_with_running_work", test_free_with_running_work },
+        { "parent_exit_kills_workers", test_parent_exit_kills_workers },
         { "fd_limit", test_fd_limit },
         { "result_too_large", test_result_too_large },
         { "bad_input", test_bad_input },
