@@ -64,6 +64,8 @@ struct worker {
     bool ready;                    /* READY received: the initializer succeeded */
     bool doomed;                   /* killed or lost: takes no more tasks */
     bool want_out;                 /* EPOLLOUT registered */
+    bool write_failed;             /* the socket refused a write: no more writes */
+    bool kill_owed;                /* a KILL request the fork server's socket could not take */
     double started_at;
     long handed;                   /* tasks handed over its life */
     struct fut__wire_out out;
@@ -94,6 +96,8 @@ struct process_pool {
     int n_spawning;                /* SPAWN requests without a reply */
     int spawn_owed;                /* SPAWN requests the socket could not take yet */
     bool fs_dead;
+    bool fs_want_out;              /* EPOLLOUT registered for the fork server's socket */
+    bool fs_failed;                /* a request could not be sent: the server is gone */
     char *broken_message;
 };
 
@@ -244,17 +248,19 @@ static void close_worker_fd(struct process_pool *pool, struct worker *w)
     fut__wire_in_abandon(&w->in, free_payload);
 }
 
+static void send_requests(struct process_pool *pool);
+
 static void request_kill(struct process_pool *pool, struct worker *w)
 {
     w->doomed = true;
-    if (!pool->fs_dead)
-        fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, w->pid);
+    w->kill_owed = true;
+    send_requests(pool);
 }
 
 /* Writes as much of the queue of slots as the socket takes. */
 static void flush_worker(struct process_pool *pool, struct worker *w)
 {
-    while (w->fd >= 0) {
+    while (w->fd >= 0 && !w->write_failed) {
         if (!w->out.busy) {
             if (w->n_sent >= w->n_slots)
                 break;
@@ -271,9 +277,12 @@ static void flush_worker(struct process_pool *pool, struct worker *w)
         if (rc == 0)
             break;
         if (rc < 0) {
-            /* the worker is gone: its exit status will come from the fork server */
-            close_worker_fd(pool, w);
-            return;
+            /* the worker is gone; what it wrote before (a START, a result) must still be
+             * read, so the socket stays open until its exit status comes */
+            w->write_failed = true;
+            w->doomed = true;
+            w->out.busy = false;
+            break;
         }
     }
     update_events(pool, w);
@@ -510,7 +519,8 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
     /* no descriptor (file limit) or no memory: that worker is of no use */
     if (fd >= 0)
         close(fd);
-    fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, msg->pid);
+    fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, msg->pid);  /* best effort: the server
+                                         kills it anyway when the pool shuts down */
     spawn_failed(pool, fd >= 0 ? ENOMEM : EMFILE);
 }
 
@@ -542,14 +552,48 @@ static void read_fork_server(struct process_pool *pool)
     }
 }
 
-static void send_spawns(struct process_pool *pool)
+static void watch_fork_server(struct process_pool *pool, bool writable)
 {
-    while (pool->spawn_owed > 0 && !pool->fs_dead) {
-        if (fut__fork_server_send(pool->fs_sock, FUT_FS_SPAWN, 0) != 0)
-            break;  /* the socket is full: retried on the next turn */
+    if (pool->fs_dead || writable == pool->fs_want_out)
+        return;
+    struct epoll_event ev = { .events = EPOLLIN | (writable ? EPOLLOUT : 0), .data.ptr = &tag_fs };
+    epoll_ctl(pool->epfd, EPOLL_CTL_MOD, pool->fs_sock, &ev);
+    pool->fs_want_out = writable;
+}
+
+/* Sends the SPAWN and KILL requests owed; whatever the socket cannot take yet waits for
+ * EPOLLOUT. */
+static void send_requests(struct process_pool *pool)
+{
+    bool full = false;
+    for (struct worker *w = pool->workers; w && !full && !pool->fs_dead; w = w->next) {
+        if (!w->kill_owed)
+            continue;
+        int rc = fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, w->pid);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+            full = true;
+        } else if (rc != 0) {
+            pool->fs_failed = true;  /* handled by the dispatcher loop: callers iterate workers */
+            return;
+        } else {
+            w->kill_owed = false;
+        }
+    }
+    while (!full && pool->spawn_owed > 0 && !pool->fs_dead) {
+        int rc = fut__fork_server_send(pool->fs_sock, FUT_FS_SPAWN, 0);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+            break;  /* the socket is full: retried when it is writable */
+        if (rc != 0) {
+            pool->fs_failed = true;
+            return;
+        }
         pool->spawn_owed--;
         pool->n_spawning++;
     }
+    bool owed = pool->spawn_owed > 0;
+    for (struct worker *w = pool->workers; w && !owed; w = w->next)
+        owed = w->kill_owed;
+    watch_fork_server(pool, owed);
 }
 
 /* ---- scheduling ---------------------------------------------------------------------- */
@@ -601,7 +645,7 @@ static void schedule(struct process_pool *pool)
         total++;
         coming++;
     }
-    send_spawns(pool);
+    send_requests(pool);
     /* only when no worker can come any more is a task handed ahead to a busy worker */
     if (total >= pool->base.max_workers && coming == 0)
         hand_out(pool, 2);
@@ -678,7 +722,7 @@ static void dispatch_events(struct process_pool *pool, struct epoll_event *event
             (void)r;
         } else if (tag == &tag_fs) {
             if (events[i].events & EPOLLOUT)
-                send_spawns(pool);
+                send_requests(pool);
             read_fork_server(pool);
         }
     }
@@ -705,8 +749,12 @@ static void *dispatcher_main(void *arg)
     struct process_pool *pool = arg;
     struct epoll_event events[64];
     for (;;) {
+        if (pool->fs_failed)
+            fork_server_lost(pool);
         schedule(pool);
         expire_tasks(pool);
+        if (pool->fs_failed)
+            fork_server_lost(pool);
         if (finished(pool))
             break;
         int n = epoll_wait(pool->epfd, events, 64, next_timeout_ms(pool));

@@ -4,6 +4,7 @@
  * cannot deadlock (the parent keeps reading).
  */
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -144,6 +145,10 @@ _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config,
     if (getppid() != fork_server)
         leave(FUT_WORKER_EXIT_OK);
     sigprocmask(SIG_SETMASK, &config->sigmask, NULL);
+    /* output the parent had buffered at pool creation is the parent's to write: flushing
+     * it after a task would print it once more per worker */
+    __fpurge(stdout);
+    __fpurge(stderr);
     reseed(serial);
 
     static struct worker w;  /* the staging buffer is large: not on the stack */
