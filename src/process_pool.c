@@ -383,7 +383,7 @@ static void read_worker_until(struct process_pool *pool, struct worker *w, bool 
         if (w->fd < 0)
             return;
         size_t room = sizeof w->in.staging - w->in.end;
-        long n = fut__wire_in_fill(w->fd, &w->in);
+        long n = fut__wire_in_fill(w->fd, &w->in, 0);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {

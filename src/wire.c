@@ -48,7 +48,7 @@ bool fut__wire_in_next(struct fut__wire_in *in, struct fut__wire_header *h, void
     return true;
 }
 
-long fut__wire_in_fill(int fd, struct fut__wire_in *in)
+long fut__wire_in_fill(int fd, struct fut__wire_in *in, int flags)
 {
     char *dst;
     size_t room;
@@ -68,7 +68,7 @@ long fut__wire_in_fill(int fd, struct fut__wire_in *in)
     }
     ssize_t n;
     do
-        n = recv(fd, dst, room, 0);
+        n = recv(fd, dst, room, flags);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;

@@ -54,8 +54,9 @@ struct fut__wire_in {
  * fills *h and *payload (NULL when len is 0 or the payload was discarded). */
 bool fut__wire_in_next(struct fut__wire_in *in, struct fut__wire_header *h, void **payload);
 
-/* One recv: > 0 bytes read, 0 end of file, or -errno (-EAGAIN when it would block). */
-long fut__wire_in_fill(int fd, struct fut__wire_in *in);
+/* One recv with these flags: > 0 bytes read, 0 end of file, or -errno (-EAGAIN when it
+ * would block). */
+long fut__wire_in_fill(int fd, struct fut__wire_in *in, int flags);
 
 /* Frees a payload that was allocated but never delivered (the connection died mid-message).
  * free_fn releases what alloc returned. */

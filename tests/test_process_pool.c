@@ -839,8 +839,13 @@ START_TEST(test_parent_exit_kills_workers)
     }
     long worker = read_note();
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)worker, 0);
-    ck_assert_int_ge(pidfd, 0);
     release_task();
+    if (pidfd < 0 && errno == ENOSYS) {
+        /* valgrind does not know pidfd_open: nothing to wait on without sleeping */
+        waitpid(parent, NULL, 0);
+        return;
+    }
+    ck_assert_int_ge(pidfd, 0);
     int status;
     ck_assert_int_eq(waitpid(parent, &status, 0), parent);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -852,6 +857,9 @@ END_TEST
 
 START_TEST(test_fd_limit)
 {
+    if (under_valgrind())
+        return;  /* valgrind fails every call on a descriptor above the soft limit, even
+                    one the kernel handed out before the limit was lowered */
     struct rlimit old;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
     /* no room for the pool's descriptors */
