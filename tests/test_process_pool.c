@@ -821,6 +821,53 @@ START_TEST(test_free_with_running_work)
 }
 END_TEST
 
+static void *print_task(void *arg)
+{
+    printf("task;");
+    return arg;
+}
+
+/* Output the parent buffered before creating the pool is written once, by the parent;
+ * what a task prints is flushed by its worker. */
+START_TEST(test_stdio_not_duplicated)
+{
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        if (dup2(out[1], STDOUT_FILENO) < 0)
+            _exit(1);
+        close(out[0]);
+        close(out[1]);
+        static char buf[4096];
+        setvbuf(stdout, buf, _IOFBF, sizeof buf);
+        printf("parent;");
+        fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2 });
+        fut_future *fs[2] = { fut_submit(ex, print_task, NULL), fut_submit(ex, print_task, NULL) };
+        for (int i = 0; i < 2; i++) {
+            if (fut_result(fs[i], FUT_FOREVER, NULL) != 0)
+                _exit(2);
+            fut_future_unref(fs[i]);
+        }
+        fut_executor_free(ex);
+        fflush(stdout);
+        _exit(0);
+    }
+    close(out[1]);
+    char text[256] = { 0 };
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof text - 1 && (n = read(out[0], text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)n;
+    close(out[0]);
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_eq(text, "task;task;parent;");
+}
+END_TEST
+
 /* A parent that exits without shutting down leaves no worker running: the fork server
  * sees its socket close and kills the worker blocked in its task. */
 START_TEST(test_parent_exit_kills_workers)
@@ -988,6 +1035,7 @@ static Suite *process_pool_suite(void)
         { "many_tasks", test_many_tasks },
         { "no_leaks", test_no_leaks },
         { "free_with_running_work", test_free_with_running_work },
+        { "stdio_not_duplicated", test_stdio_not_duplicated },
         { "parent_exit_kills_workers", test_parent_exit_kills_workers },
         { "fd_limit", test_fd_limit },
         { "result_too_large", test_result_too_large },
