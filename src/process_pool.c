@@ -358,7 +358,8 @@ static void handle_message(struct process_pool *pool, struct worker *w, const st
     case FUT_WIRE_START:
         if (w->n_slots > 0 && !w->head_started) {
             w->head_started = true;
-            w->started_at = fut__now();
+            if (pool->task_timeout > 0)
+                w->started_at = fut__now();
         }
         break;
     case FUT_WIRE_RESULT:
