@@ -1,3 +1,43 @@
+# Manual pages: man3 (one page per public function; a page shared by a family is a real
+# page, the other members are ".so man3/PAGE.3" links) and the futures(7) overview.
+# Pages of other parts (process pool, event loop) add their own dist_man_MANS lines below.
+# man/check-pages.sh checks that every function of include/futures.h has a page and that
+# every page renders without groff warnings.
+dist_man_MANS += \
+	man/man3/fut_add_done_callback.3 \
+	man/man3/fut_as_completed_free.3 \
+	man/man3/fut_as_completed_new.3 \
+	man/man3/fut_as_completed_next.3 \
+	man/man3/fut_bytes_dup.3 \
+	man/man3/fut_bytes_free.3 \
+	man/man3/fut_bytes_len.3 \
+	man/man3/fut_bytes_new.3 \
+	man/man3/fut_cancel.3 \
+	man/man3/fut_cancelled.3 \
+	man/man3/fut_done.3 \
+	man/man3/fut_exception.3 \
+	man/man3/fut_exception_message.3 \
+	man/man3/fut_executor_free.3 \
+	man/man3/fut_executor_max_workers.3 \
+	man/man3/fut_future_new.3 \
+	man/man3/fut_future_ref.3 \
+	man/man3/fut_future_unref.3 \
+	man/man3/fut_map.3 \
+	man/man3/fut_raise.3 \
+	man/man3/fut_result.3 \
+	man/man3/fut_running.3 \
+	man/man3/fut_set_exception.3 \
+	man/man3/fut_set_result.3 \
+	man/man3/fut_set_running_or_notify_cancel.3 \
+	man/man3/fut_shutdown.3 \
+	man/man3/fut_strerror.3 \
+	man/man3/fut_submit.3 \
+	man/man3/fut_submit_copy.3 \
+	man/man3/fut_thread_pool_new.3 \
+	man/man3/fut_wait.3 \
+	man/man7/futures.7
+
+EXTRA_DIST += man/check-pages.sh
 
 # process pool (issue 3)
 dist_man_MANS += man/man3/fut_process_pool_new.3

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "future_cache.h"
 
 int fut__cpu_count(void)
 {
@@ -91,4 +92,5 @@ void fut_executor_free(fut_executor *ex)
         return;
     ex->ops->shutdown(ex, true, false);
     ex->ops->destroy(ex);
+    fut__future_cache_trim();
 }

@@ -9,70 +9,16 @@
 #include <string.h>
 
 #include "future.h"
+#include "future_cache.h"
 #include "spin.h"
 #include "waiter.h"
 
-/* ---- allocation: a small per-thread cache of future structs ---------------------- */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CACHE_MAX 0            /* let the sanitizers see every free and reuse */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CACHE_MAX 0
-#endif
-#endif
-#ifndef CACHE_MAX
-#define CACHE_MAX 1024
-#endif
-
-struct future_cache {
-    fut_future *head;
-    unsigned count;
-};
-
-static _Thread_local struct future_cache cache;
-static pthread_key_t cache_key;
-static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-
-static void cache_drain(void *unused)
-{
-    (void)unused;
-    while (cache.head) {
-        fut_future *f = cache.head;
-        cache.head = f->next;
-        free(f);
-    }
-    cache.count = 0;
-}
-
-static void cache_key_create(void)
-{
-    pthread_key_create(&cache_key, cache_drain);
-}
-
-static void cache_put(fut_future *f)
-{
-    if (cache.count >= CACHE_MAX) {
-        free(f);
-        return;
-    }
-    if (cache.count == 0) {
-        /* the key's destructor empties this thread's cache when it exits */
-        pthread_once(&cache_key_once, cache_key_create);
-        pthread_setspecific(cache_key, &cache);
-    }
-    f->next = cache.head;
-    cache.head = f;
-    cache.count++;
-}
+/* ---- allocation ------------------------------------------------------------------- */
 
 fut_future *fut__future_alloc(void)
 {
-    fut_future *f = cache.head;
-    if (f) {
-        cache.head = f->next;
-        cache.count--;
-    } else if (!(f = malloc(sizeof *f))) {
+    fut_future *f = fut__future_cache_get();
+    if (!f && !(f = malloc(sizeof *f))) {
         errno = ENOMEM;
         return NULL;
     }
@@ -118,7 +64,7 @@ void fut_future_unref(fut_future *f)
         fut_bytes_free(f->result);
     fut_future_unref(f->source);
     pthread_mutex_destroy(&f->lock);
-    cache_put(f);
+    fut__future_cache_put(f);
 }
 
 /* ---- state changes ------------------------------------------------------------------ */
@@ -157,13 +103,17 @@ static void complete_locked(fut_future *f, int state)
     run_callbacks(f, callbacks);
 }
 
+/*
+ * PENDING -> RUNNING and PENDING -> CANCELLED are compare-and-swaps, so an executor starts
+ * a task without taking the future's lock; the two can never both succeed.
+ */
 bool fut_cancel(fut_future *f)
 {
     if (!f)
         return false;
     pthread_mutex_lock(&f->lock);
-    int state = fut__future_state(f);
-    if (state == FUT_STATE_PENDING) {
+    int state = FUT_STATE_PENDING;
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
         complete_locked(f, FUT_STATE_CANCELLED);
         return true;
     }
@@ -175,16 +125,14 @@ int fut_set_running_or_notify_cancel(fut_future *f)
 {
     if (!f)
         return FUT_EINVAL;
-    int rc = FUT_ESTATE;
+    int state = FUT_STATE_PENDING;
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING))
+        return 1;
+    if (state != FUT_STATE_CANCELLED)
+        return FUT_ESTATE;
     pthread_mutex_lock(&f->lock);
-    int state = fut__future_state(f);
-    if (state == FUT_STATE_PENDING) {
-        atomic_store_explicit(&f->state, FUT_STATE_RUNNING, memory_order_release);
-        rc = 1;
-    } else if (state == FUT_STATE_CANCELLED && !f->cancel_notified) {
-        f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
-        rc = 0;
-    }
+    int rc = f->cancel_notified ? FUT_ESTATE : 0;
+    f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -192,6 +140,7 @@ int fut_set_running_or_notify_cancel(fut_future *f)
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message)
 {
     pthread_mutex_lock(&f->lock);
+    /* only a cancel can race with us here, and it takes the lock too */
     if (fut__state_is_done(fut__future_state(f))) {
         pthread_mutex_unlock(&f->lock);
         if (result_is_bytes)

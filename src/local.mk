@@ -6,6 +6,7 @@ libfutures_la_SOURCES = \
 	src/error.c \
 	src/executor.c src/executor.h \
 	src/future.c src/future.h \
+	src/future_cache.c src/future_cache.h \
 	src/map.c \
 	src/spin.c src/spin.h \
 	src/task.c src/task.h \

@@ -1,3 +1,5 @@
+#include <sched.h>
+
 #include "clock.h"
 #include "spin.h"
 
@@ -10,7 +12,13 @@ bool fut__spin_until(bool (*check)(void *arg), void *arg, double timeout)
     for (unsigned i = 0;; i++) {
         if (check(arg))
             return true;
-        fut__cpu_relax();
+        /* Yield now and then rather than only pausing: with more runnable threads than
+         * cores (a submitter and its workers on two cores), a spinning worker must not
+         * starve the very thread that would give it work. */
+        if ((i & 15) == 15)
+            sched_yield();
+        else
+            fut__cpu_relax();
         if ((i & 63) != 63)
             continue;
         double now = fut__now();

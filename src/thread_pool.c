@@ -24,31 +24,38 @@
 
 #define DEFAULT_PREFIX "futures"
 
+#define CACHE_LINE 64
+
+/* Fields are grouped by who writes them, one cache line per group, so that a submitter
+ * and the workers do not invalidate each other's lines more than the hand-off needs. */
 struct thread_pool {
     struct fut_executor base;
     int (*initializer)(void *arg);
     void *initarg;
     char *name_prefix;
-
-    _Atomic(fut_future *) incoming;   /* submitted, newest first */
-    atomic_size_t pending;            /* queued tasks no worker has taken yet */
-    atomic_int idle;                  /* workers not holding a task */
-    atomic_int active_submits;        /* submits between their shutdown check and push */
     atomic_bool shutdown;             /* no new submits */
     atomic_bool closing;              /* workers exit once the queue is empty */
     atomic_bool broken;
+    atomic_int n_threads;
 
+    /* written by submitters */
+    _Alignas(CACHE_LINE) _Atomic(fut_future *) incoming;   /* submitted, newest first */
+    atomic_size_t pending;            /* queued tasks no worker has taken yet */
+    atomic_int active_submits;        /* submits between their shutdown check and push */
+
+    /* written by workers */
+    _Alignas(CACHE_LINE) atomic_int idle;   /* workers not holding a task */
     pthread_mutex_t queue_lock;       /* the workers' FIFO */
     fut_future *queue_head, *queue_tail;
 
-    pthread_mutex_t park_lock;
+    /* the slow paths: parking, starting and joining threads */
+    _Alignas(CACHE_LINE) pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     atomic_int parked;                /* parked workers not yet claimed by a wake */
+    atomic_int spinning;              /* 0 or 1: at most one idle worker spins at a time */
     int wake_tokens;                  /* wakes sent and not yet consumed, under park_lock */
-
     pthread_mutex_t threads_lock;     /* threads[], n_threads */
     pthread_t *threads;
-    atomic_int n_threads;
     int n_joined;
     pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
 };
@@ -139,7 +146,7 @@ static void park(struct thread_pool *pool)
 {
     pthread_mutex_lock(&pool->park_lock);
     atomic_fetch_add(&pool->parked, 1);
-    if (work_or_closing(pool)) {
+    if (atomic_load(&pool->pending) > 0 || atomic_load(&pool->closing)) {
         atomic_fetch_sub(&pool->parked, 1);
         pthread_mutex_unlock(&pool->park_lock);
         return;
@@ -176,6 +183,23 @@ static void wake_all_for_close(struct thread_pool *pool)
 
 /* ---- workers ------------------------------------------------------------------------ */
 
+/*
+ * At most one idle worker spins (as Go's scheduler does): more would only burn the cores
+ * the submitters and busy workers need. A spinner that finds work hands the spinning role
+ * on by waking a parked worker when more tasks are queued, so parallelism ramps up.
+ */
+static bool spin_for_work(struct thread_pool *pool)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&pool->spinning, &expected, 1))
+        return false;
+    bool found = fut__spin_until(work_or_closing, pool, FUT_FOREVER);
+    atomic_store(&pool->spinning, 0);
+    if (found && atomic_load(&pool->pending) > 1)
+        wake_one(pool);
+    return found;
+}
+
 static fut_future *next_task(struct thread_pool *pool)
 {
     for (;;) {
@@ -184,7 +208,7 @@ static fut_future *next_task(struct thread_pool *pool)
             return f;
         if (atomic_load(&pool->closing))
             return NULL;
-        if (!fut__spin_until(work_or_closing, pool, FUT_FOREVER))
+        if (!spin_for_work(pool))
             park(pool);
     }
 }
@@ -263,8 +287,9 @@ static void *worker_main(void *arg)
  * the idle workers. */
 static bool needs_thread(struct thread_pool *pool, size_t coming)
 {
-    return atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle) &&
-           atomic_load(&pool->n_threads) < pool->base.max_workers;
+    /* the thread count rarely changes: test it first and leave `idle` alone */
+    return atomic_load_explicit(&pool->n_threads, memory_order_relaxed) < pool->base.max_workers &&
+           atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle);
 }
 
 static int adjust_thread_count(struct thread_pool *pool, size_t coming)
@@ -315,10 +340,12 @@ static int thread_pool_submit(fut_executor *ex, fut_future *f)
     if (atomic_load(&pool->n_threads) == 0 && (rc = adjust_thread_count(pool, 1)) != 0)
         goto out;
     fut_future_ref(f);
-    push_incoming(pool, f);
+    /* counted before it is visible, so a worker's decrement never runs ahead of it */
     atomic_fetch_add(&pool->pending, 1);
+    push_incoming(pool, f);
     adjust_thread_count(pool, 0);  /* failure is fine: the workers we have will run it */
-    wake_one(pool);
+    if (atomic_load(&pool->spinning) == 0)
+        wake_one(pool);
 out:
     atomic_fetch_sub(&pool->active_submits, 1);
     return rc;
@@ -390,9 +417,10 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
         errno = -rc;
         return NULL;
     }
-    struct thread_pool *pool = calloc(1, sizeof *pool);
+    struct thread_pool *pool = aligned_alloc(CACHE_LINE, sizeof *pool);
     if (!pool)
         goto fail;
+    memset(pool, 0, sizeof *pool);
     int cpus = fut__cpu_count();
     pool->base.ops = &thread_pool_ops;
     pool->base.max_workers = opts && opts->max_workers ? opts->max_workers

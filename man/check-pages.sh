@@ -1,0 +1,88 @@
+#!/bin/sh
+# check-pages.sh: checks the libfutures manual pages.
+#
+# Usage: man/check-pages.sh [SRCDIR]      (SRCDIR: the source tree, default: .)
+#
+#  1. every public function declared in include/futures.h (every "fut_NAME(") has a
+#     page man/man3/fut_NAME.3 (a real page or a ".so man3/PAGE.3" link to one);
+#  2. every page under man/man3 and man/man7 renders with groff without any warning
+#     (groff -man -ww -z), .so links included, and every .so target exists;
+#  3. unless CHECK_EXAMPLES=no, the EXAMPLES section of every real page compiles:
+#     it is extracted, unescaped and passed to "$CC -fsyntax-only -I SRCDIR/include"
+#     (CC defaults to cc; the step is skipped when no compiler is found).
+#
+# Prints one line per problem and exits 1 if there was any, 77 (automake's SKIP) if
+# groff is missing, else 0.
+set -u
+
+srcdir=${1:-.}
+header=$srcdir/include/futures.h
+mandir=$srcdir/man
+status=0
+
+fail() {
+    echo "check-pages: $*" >&2
+    status=1
+}
+
+if ! test -r "$header"; then
+    echo "check-pages: no $header" >&2
+    exit 1
+fi
+if ! command -v groff >/dev/null 2>&1; then
+    echo "check-pages: groff not found, skipping" >&2
+    exit 77
+fi
+
+# 1. a page for every public function
+# (an identifier fut_NAME directly followed by "(": a declaration or a call, not the
+# "(*fut_fn)(" of a function pointer type, nor a comment's bare "fut_")
+functions=$(grep -oE '(^|[^A-Za-z0-9_])fut_[a-z0-9_]+[[:space:]]*\(' "$header" |
+            sed -E 's/^[^f]*(fut_[a-z0-9_]+).*/\1/' | sort -u)
+for fn in $functions; do
+    test -f "$mandir/man3/$fn.3" || fail "missing page man/man3/$fn.3 for $fn()"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-pages.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT HUP INT TERM
+
+# 2. every page renders without warnings (from man/, where .so paths are relative to)
+for page in "$mandir"/man3/*.3 "$mandir"/man7/*.7; do
+    test -f "$page" || continue
+    rel=${page#"$mandir"/}
+    target=$(sed -n '1s/^\.so[ ]*//p' "$page")
+    if test -n "$target"; then
+        test -f "$mandir/$target" || fail "$rel: .so target $target does not exist"
+    fi
+    (cd "$mandir" && LC_ALL=C groff -man -Tutf8 -ww -z "$rel") >"$tmp/warnings" 2>&1
+    if test -s "$tmp/warnings" || ! (cd "$mandir" && groff -man -Tutf8 -z "$rel") 2>/dev/null; then
+        fail "$rel: groff warnings:"
+        sed 's/^/    /' "$tmp/warnings" >&2
+    fi
+done
+
+# 3. the examples compile
+cc=${CC:-cc}
+if test "${CHECK_EXAMPLES:-yes}" != no && command -v "${cc%% *}" >/dev/null 2>&1; then
+    for page in "$mandir"/man3/*.3 "$mandir"/man7/*.7; do
+        test -f "$page" || continue
+        grep -q '^\.so' "$page" && continue
+        rel=${page#"$mandir"/}
+        # every .EX/.EE block after .SH EXAMPLES (or EXAMPLE), concatenated
+        awk '
+            /^\.SH/ { in_examples = ($0 ~ /^\.SH "?EXAMPLES?"?$/) }
+            in_examples && /^\.EE/ { in_ex = 0; next }
+            in_examples && in_ex { print }
+            in_examples && /^\.EX/ { in_ex = 1 }
+        ' "$page" | sed -e 's/\\e/\\/g' -e 's/\\-/-/g' -e "s/\\\\(aq/'/g" \
+                        -e 's/\\(dq/"/g' -e 's/\\&//g' >"$tmp/example.c"
+        test -s "$tmp/example.c" || { fail "$rel: no EXAMPLES program"; continue; }
+        if ! $cc -std=gnu11 -Wall -Werror -fsyntax-only -I"$srcdir/include" \
+                -x c "$tmp/example.c" >"$tmp/cc.log" 2>&1; then
+            fail "$rel: the EXAMPLES program does not compile:"
+            sed 's/^/    /' "$tmp/cc.log" >&2
+        fi
+    done
+fi
+
+exit $status

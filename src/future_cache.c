@@ -1,0 +1,160 @@
+/*
+ * Future recycling: a per-thread cache in front of a shared depot of chains, in the
+ * manner of Bonwick's magazines. A thread trades whole chains of CHAIN futures with the
+ * depot, so the depot lock is taken once per CHAIN allocations, not per task.
+ *
+ * Why not plain malloc: a batch of a million tasks allocates a million futures, which
+ * glibc serves from fresh pages and, once they are freed, trims from the heap again; the
+ * page faults of the next batch then cost more than the tasks. The depot keeps up to
+ * DEPOT_MAX chains for reuse and is trimmed to DEPOT_KEEP when an executor is freed.
+ *
+ * Inside the cache a dead future's `next` links a chain and its `arg` links chains.
+ */
+#include <stdlib.h>
+
+#include "future_cache.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CACHING 0            /* let the sanitizers see every free and every reuse */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CACHING 0
+#endif
+#endif
+#ifndef CACHING
+#define CACHING 1
+#endif
+
+#define CHAIN 256
+#define DEPOT_MAX 4096       /* chains: about a million futures */
+#define DEPOT_KEEP 16
+
+struct thread_cache {
+    fut_future *head;        /* up to 2 * CHAIN futures */
+    unsigned count;
+};
+
+static _Thread_local struct thread_cache cache;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
+static fut_future *depot;    /* chains of CHAIN futures, linked through arg */
+static size_t depot_chains;
+
+static void free_chain(fut_future *chain)
+{
+    while (chain) {
+        fut_future *next = chain->next;
+        free(chain);
+        chain = next;
+    }
+}
+
+static void depot_push(fut_future *chain)
+{
+    pthread_mutex_lock(&depot_lock);
+    bool kept = depot_chains < DEPOT_MAX;
+    if (kept) {
+        chain->arg = depot;
+        depot = chain;
+        depot_chains++;
+    }
+    pthread_mutex_unlock(&depot_lock);
+    if (!kept)
+        free_chain(chain);
+}
+
+static fut_future *depot_pop(void)
+{
+    pthread_mutex_lock(&depot_lock);
+    fut_future *chain = depot;
+    if (chain) {
+        depot = chain->arg;
+        depot_chains--;
+    }
+    pthread_mutex_unlock(&depot_lock);
+    return chain;
+}
+
+/* A thread's cache outlives nothing: when the thread exits its futures go to the depot. */
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    fut_future *chain = cache.head;
+    cache.head = NULL;
+    cache.count = 0;
+    while (chain) {
+        fut_future *rest = chain;
+        for (unsigned i = 1; i < CHAIN && rest->next; i++)
+            rest = rest->next;
+        fut_future *next_chain = rest->next;
+        rest->next = NULL;
+        depot_push(chain);
+        chain = next_chain;
+    }
+}
+
+static void exit_key_create(void)
+{
+    pthread_key_create(&exit_key, thread_exit);
+}
+
+fut_future *fut__future_cache_get(void)
+{
+    if (!CACHING)
+        return NULL;
+    if (!cache.head) {
+        cache.head = depot_pop();
+        cache.count = cache.head ? CHAIN : 0;
+        if (!cache.head)
+            return NULL;
+    }
+    fut_future *f = cache.head;
+    cache.head = f->next;
+    cache.count--;
+    return f;
+}
+
+void fut__future_cache_put(fut_future *f)
+{
+    if (!CACHING) {
+        free(f);
+        return;
+    }
+    if (!cache.head) {
+        pthread_once(&exit_key_once, exit_key_create);
+        pthread_setspecific(exit_key, &cache);  /* arms thread_exit for this thread */
+    }
+    f->next = cache.head;
+    cache.head = f;
+    if (++cache.count < 2 * CHAIN)
+        return;
+    /* full: keep the newest CHAIN, hand the older CHAIN to the depot */
+    fut_future *last_kept = cache.head;
+    for (unsigned i = 1; i < CHAIN; i++)
+        last_kept = last_kept->next;
+    fut_future *chain = last_kept->next;
+    last_kept->next = NULL;
+    cache.count = CHAIN;
+    depot_push(chain);
+}
+
+void fut__future_cache_trim(void)
+{
+    pthread_mutex_lock(&depot_lock);
+    fut_future *excess = NULL;
+    while (depot_chains > DEPOT_KEEP) {
+        fut_future *chain = depot;
+        depot = chain->arg;
+        depot_chains--;
+        chain->arg = excess;
+        excess = chain;
+    }
+    pthread_mutex_unlock(&depot_lock);
+    while (excess) {
+        fut_future *next = excess->arg;
+        free_chain(excess);
+        excess = next;
+    }
+}
