@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -169,6 +171,10 @@ pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker
         return pid < 0 ? -errno : pid;
     }
     close(parent_sock);
+    /* the parent's buffered output is the parent's to write, never this copy's (some
+     * runtimes flush stdio even on _exit) */
+    __fpurge(stdout);
+    __fpurge(stderr);
     /* SIGCHLD arrives through a signalfd; its disposition must not be SIG_IGN, which would
      * reap workers before we learn their status. This is the child: the parent's signal
      * handling stays as it was. */
