@@ -738,6 +738,25 @@ START_TEST(test_map)
 }
 END_TEST
 
+/* A map timeout cancels the chunks still pending in the parent and waits only for the
+ * (at most two) handed to the worker. */
+START_TEST(test_map_timeout)
+{
+    fut_executor *ex = pool_new(1);
+    enum { N = 100 };
+    void *args[N], *results[N];
+    for (int i = 0; i < N; i++)
+        args[i] = (void *)20L;
+    ck_assert_int_eq(fut_map(ex, spin_ms, args, N, results, 0.05, 1), FUT_ETIMEDOUT);
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        done += results[i] == (void *)20L;
+    ck_assert_int_lt(done, N / 2);
+    ck_assert_ptr_null(results[N - 1]);
+    fut_executor_free(ex);
+}
+END_TEST
+
 START_TEST(test_many_tasks)
 {
     fut_executor *ex = pool_new(2);
@@ -1032,6 +1051,7 @@ static Suite *process_pool_suite(void)
         { "initializer_failure", test_initializer_failure },
         { "random_reseeded", test_random_reseeded },
         { "map", test_map },
+        { "map_timeout", test_map_timeout },
         { "many_tasks", test_many_tasks },
         { "no_leaks", test_no_leaks },
         { "free_with_running_work", test_free_with_running_work },
