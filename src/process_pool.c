@@ -80,6 +80,7 @@ struct process_pool {
     pthread_mutex_t lock;          /* queue, queue_len, flags below */
     fut_future *queue_head, *queue_tail;
     size_t queue_len;
+    size_t queue_left;             /* queue_len when schedule() last looked (see finished) */
     bool shutdown;
     bool broken;
     bool need_wake;                /* the dispatcher sleeps and wants to hear of submits */
@@ -144,6 +145,7 @@ static fut_future *queue_pop(struct process_pool *pool)
                 pool->queue_tail = NULL;
             pool->queue_len--;
         }
+        pool->queue_left = pool->queue_len;
         pthread_mutex_unlock(&pool->lock);
         if (!f || f->executor_data == REQUEUED || fut_set_running_or_notify_cancel(f) == 1)
             return f;
@@ -187,6 +189,7 @@ static void break_pool(struct process_pool *pool, const char *message)
     bool already = pool->broken;
     pool->broken = true;
     fut_future *queued = queue_take_all_locked(pool);
+    pool->queue_left = 0;  /* schedule() no longer runs: nothing is left for it */
     pthread_mutex_unlock(&pool->lock);
     if (!already)
         pool->broken_message = strdup(message);
@@ -634,7 +637,7 @@ static void schedule(struct process_pool *pool)
     if (!hand_out(pool, 1))
         return;
     pthread_mutex_lock(&pool->lock);
-    size_t waiting = pool->queue_len;
+    size_t waiting = pool->queue_left = pool->queue_len;
     pthread_mutex_unlock(&pool->lock);
     if (waiting == 0)
         return;
@@ -698,13 +701,21 @@ static void retire_idle_workers(struct process_pool *pool)
         }
 }
 
-static bool finished(struct process_pool *pool)
+/*
+ * Whether the dispatcher is done; otherwise sets *again when it must not sleep.
+ *
+ * `queue_left` is the queue length schedule() last saw under the lock. Tasks still queued
+ * then had no worker to go to, so a submit while they wait has nothing to wake us for (a
+ * worker's result or a new worker will). But a length that changed since means tasks came
+ * (or went) after schedule() looked: run it again before sleeping, or they could wait for
+ * a wake-up nobody sends.
+ */
+static bool finished(struct process_pool *pool, bool *again)
 {
     pthread_mutex_lock(&pool->lock);
     bool done = pool->shutdown && pool->queue_len == 0;
-    /* After schedule(), tasks still queued mean no worker can take one more: a submit
-     * then has nothing to wake us for (a worker's result will). */
-    if (!done && !pool->broken && !pool->shutdown && pool->queue_len == 0)
+    *again = !done && pool->queue_len != pool->queue_left;
+    if (!done && !*again && !pool->broken && !pool->shutdown && pool->queue_len == 0)
         pool->need_wake = true;
     pthread_mutex_unlock(&pool->lock);
     if (!done)
@@ -754,9 +765,10 @@ static void *dispatcher_main(void *arg)
         expire_tasks(pool);
         if (pool->fs_failed)
             fork_server_lost(pool);
-        if (finished(pool))
+        bool again;
+        if (finished(pool, &again))
             break;
-        int n = epoll_wait(pool->epfd, events, 64, next_timeout_ms(pool));
+        int n = epoll_wait(pool->epfd, events, 64, again ? 0 : next_timeout_ms(pool));
         pthread_mutex_lock(&pool->lock);
         pool->need_wake = false;
         pthread_mutex_unlock(&pool->lock);
