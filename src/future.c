@@ -63,6 +63,8 @@ void fut_future_unref(fut_future *f)
     if (f->result_is_bytes)
         fut_bytes_free(f->result);
     fut_future_unref(f->source);
+    if (f->dispatcher && f->dispatcher->release)
+        f->dispatcher->release(f->dispatcher->context);
     pthread_mutex_destroy(&f->lock);
     fut__future_cache_put(f);
 }
@@ -94,8 +96,11 @@ static void complete_locked(fut_future *f, int state)
 {
     atomic_store_explicit(&f->state, state, memory_order_release);
     bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
-    for (struct fut_waiter_link *link = f->waiters; link; link = link->next)
+    /* a notified as_completed iterator may free its link at once: read next first */
+    for (struct fut_waiter_link *link = f->waiters, *next; link; link = next) {
+        next = link->next;
         fut__waiter_notify(link, raised);
+    }
     f->waiters = NULL;
     struct fut_callback_node *callbacks = f->callbacks;
     f->callbacks = f->callbacks_tail = NULL;
@@ -168,12 +173,12 @@ int fut_set_result(fut_future *f, void *result)
 
 int fut_set_exception(fut_future *f, int code, const char *message)
 {
-    if (!f)
+    if (!f || code == 0)  /* 0 means success: it is no exception */
         return FUT_EINVAL;
     char *copy = NULL;
     if (message && !(copy = strdup(message)))
         return FUT_ENOMEM;
-    return fut__future_finish(f, NULL, false, code ? code : FUT_EINVAL, copy);
+    return fut__future_finish(f, NULL, false, code, copy);
 }
 
 /* ---- queries ------------------------------------------------------------------------ */
@@ -225,32 +230,30 @@ static int wait_done(fut_future *f, double timeout)
     return fut__state_is_done(fut__future_state(f)) ? 0 : rc;
 }
 
-int fut_result(fut_future *f, double timeout, void **out)
+/* Waits for f, then returns its outcome: 0 for a result, else the exception's code. */
+static int wait_outcome(fut_future *f, double timeout)
 {
-    if (!f)
-        return FUT_EINVAL;
-    int rc = wait_done(f, timeout);
-    if (rc)
-        return rc;
-    if (fut__future_state(f) == FUT_STATE_CANCELLED)
-        return FUT_ECANCELLED;
-    if (f->exception)
-        return f->exception;
-    if (out)
-        *out = f->result;
-    return 0;
-}
-
-int fut_exception(fut_future *f, double timeout)
-{
-    if (!f)
-        return FUT_EINVAL;
     int rc = wait_done(f, timeout);
     if (rc)
         return rc;
     if (fut__future_state(f) == FUT_STATE_CANCELLED)
         return FUT_ECANCELLED;
     return f->exception;
+}
+
+int fut_result(fut_future *f, double timeout, void **out)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = wait_outcome(f, timeout);
+    if (rc == 0 && out)
+        *out = f->result;
+    return rc;
+}
+
+int fut_exception(fut_future *f, double timeout)
+{
+    return f ? wait_outcome(f, timeout) : FUT_EINVAL;
 }
 
 int fut_add_done_callback(fut_future *f, fut_done_fn cb, void *arg)

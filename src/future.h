@@ -29,6 +29,9 @@ struct fut_waiter_link;
  */
 struct fut_callback_dispatcher {
     void (*dispatch)(void *context, fut_future *f, struct fut_callback_node *callbacks);
+    /* Optional: called once as a future using this dispatcher is freed (the loop keeps its
+     * dispatcher alive, for futures that outlive the loop, by counting them). */
+    void (*release)(void *context);
     void *context;
 };
 

@@ -56,7 +56,7 @@ struct thread_pool {
     int wake_tokens;                  /* wakes sent and not yet consumed, under park_lock */
     pthread_mutex_t threads_lock;     /* threads[], n_threads */
     pthread_t *threads;
-    int n_joined;
+    bool *joined;                     /* under shutdown_lock */
     pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
 };
 
@@ -373,10 +373,12 @@ static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures
         pthread_mutex_lock(&pool->threads_lock);
         int n = atomic_load(&pool->n_threads);
         pthread_mutex_unlock(&pool->threads_lock);
-        for (; pool->n_joined < n; pool->n_joined++) {
-            if (pthread_equal(pool->threads[pool->n_joined], pthread_self()))
-                continue;  /* a task shutting down its own pool cannot join itself */
-            pthread_join(pool->threads[pool->n_joined], NULL);
+        for (int i = 0; i < n; i++) {
+            /* a task shutting down its own pool cannot join itself: a later shutdown will */
+            if (pool->joined[i] || pthread_equal(pool->threads[i], pthread_self()))
+                continue;
+            pthread_join(pool->threads[i], NULL);
+            pool->joined[i] = true;
         }
     }
     pthread_mutex_unlock(&pool->shutdown_lock);
@@ -392,6 +394,7 @@ static void thread_pool_destroy(fut_executor *ex)
     pthread_mutex_destroy(&pool->threads_lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
     free(pool->threads);
+    free(pool->joined);
     free(pool->name_prefix);
     free(pool);
 }
@@ -432,7 +435,8 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
     const char *prefix = opts && opts->thread_name_prefix ? opts->thread_name_prefix : DEFAULT_PREFIX;
     pool->name_prefix = strdup(prefix);
     pool->threads = calloc((size_t)pool->base.max_workers, sizeof *pool->threads);
-    if (!pool->name_prefix || !pool->threads)
+    pool->joined = calloc((size_t)pool->base.max_workers, sizeof *pool->joined);
+    if (!pool->name_prefix || !pool->threads || !pool->joined)
         goto fail;
     pthread_mutex_init(&pool->queue_lock, NULL);
     pthread_mutex_init(&pool->park_lock, NULL);
@@ -444,6 +448,7 @@ fail:
     if (pool) {
         free(pool->name_prefix);
         free(pool->threads);
+        free(pool->joined);
         free(pool);
     }
     errno = ENOMEM;

@@ -35,7 +35,8 @@ static size_t partition(fut_future **fs, size_t n, fut_future **scratch)
         else
             scratch[n_pending++] = fs[i];
     }
-    memcpy(fs + n_done, scratch, n_pending * sizeof *fs);
+    if (n_pending)
+        memcpy(fs + n_done, scratch, n_pending * sizeof *fs);
     return n_done;
 }
 

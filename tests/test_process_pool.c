@@ -6,7 +6,9 @@
  * Synchronisation with workers goes through pipes they inherit (created before the pool,
  * so the fork server and its workers hold them), never through sleeps.
  * FUT_TEST_SCALE (default 1) divides the large counts and sizes under slow tools
- * (valgrind); sanitizer builds divide them too.
+ * (valgrind); FUT_TEST_QUICK and sanitizer builds divide them too. Under valgrind run
+ * it with CK_FORK=no and --child-silent-after-fork=yes: the workers are forks of the test
+ * and inherit memory they never free.
  */
 #include <check.h>
 #include <dirent.h>
@@ -58,6 +60,8 @@ static int scale(void)
     int n = s ? atoi(s) : 1;
     if (n < 1)
         n = 1;
+    if (getenv("FUT_TEST_QUICK"))
+        n *= 8;  /* the suite-wide quick mode (tests/testutil.h) */
     return SANITIZED ? n * 10 : n;
 }
 

@@ -1,0 +1,735 @@
+/*
+ * The event loop: a ready queue, a timer heap and epoll, driven by one thread.
+ *
+ * One iteration (run_once), as asyncio's BaseEventLoop._run_once:
+ *   1. Move the inbox (callbacks queued from other threads) into the ready queue.
+ *   2. Poll: epoll_wait for at most the time to the nearest timer; not at all if a
+ *      callback is ready or the loop is stopping.
+ *   3. Move the inbox again, then every due timer, into the ready queue.
+ *   4. Run what was ready before the timers moved, then the fd callbacks, then the due
+ *      timers: exactly those. Whatever they schedule waits for the next iteration, so a
+ *      callback that reschedules itself cannot starve the poll.
+ *
+ * Handles name slots in a table (loop_handle.h); the ready queue and the timer heap hold
+ * slot indexes. Cancelling marks the slot; the queue drops it when it comes out. Cancelled
+ * timers are dropped from the top of the heap as they surface, and the heap is compacted
+ * once they are the majority, so memory stays bounded by the live timers.
+ *
+ * Waking up: other threads append to the inbox under core->lock and write the eventfd
+ * only while the loop sleeps (`sleeping`). The loop sets `sleeping` before it checks the
+ * inbox one last time and polls; a poster counts its callback before it reads `sleeping`.
+ * Both are sequentially consistent, so one of them sees the other: no wake-up is lost.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "loop.h"
+
+#define MAX_POLL_MS (86400 * 1000)     /* sleep at most a day at a time, as asyncio */
+#define COMPACT_MIN 64                 /* cancelled timers tolerated before compacting */
+
+/* The loop this thread is running, if any: tells the loop thread from the others. */
+static _Thread_local fut_loop *current_loop;
+
+static void fail_handle(int err, fut_handle *h)
+{
+    errno = err;
+    *h = 0;
+}
+
+/* ---- the ready queue ---------------------------------------------------------------- */
+
+/* Makes room for `more` pushes that then cannot fail. */
+static int ready_reserve(struct fut_ready *q, size_t more)
+{
+    size_t room = (q->tail ? FUT_READY_BLOCK - q->tail_pos : 0) + q->n_spare * FUT_READY_BLOCK;
+    while (room < more) {
+        struct fut_ready_block *b = malloc(sizeof *b);
+        if (!b)
+            return FUT_ENOMEM;
+        b->next = q->spare;
+        q->spare = b;
+        q->n_spare++;
+        room += FUT_READY_BLOCK;
+    }
+    return 0;
+}
+
+static inline int ready_push(struct fut_ready *q, uint32_t entry)
+{
+    if (!q->tail || q->tail_pos == FUT_READY_BLOCK) {
+        if (!q->spare && ready_reserve(q, 1) != 0)
+            return FUT_ENOMEM;
+        struct fut_ready_block *b = q->spare;
+        q->spare = b->next;
+        q->n_spare--;
+        b->next = NULL;
+        if (q->tail)
+            q->tail->next = b;
+        else
+            q->head = b;
+        q->tail = b;
+        q->tail_pos = 0;
+    }
+    q->tail->v[q->tail_pos++] = entry;
+    q->n++;
+    return 0;
+}
+
+static void ready_recycle(struct fut_ready *q, struct fut_ready_block *b)
+{
+    if (q->n_spare >= 4) {  /* enough to absorb a burst without calling malloc */
+        free(b);
+        return;
+    }
+    b->next = q->spare;
+    q->spare = b;
+    q->n_spare++;
+}
+
+/* Invariant: n == 0 exactly when head == tail and head_pos == tail_pos (a block becomes
+ * the tail only as something is pushed into it). */
+static inline uint32_t ready_pop(struct fut_ready *q)
+{
+    uint32_t entry = q->head->v[q->head_pos++];
+    if (--q->n == 0) {
+        q->head_pos = q->tail_pos = 0;  /* empty: reuse the block from its start */
+    } else if (q->head_pos == FUT_READY_BLOCK) {
+        struct fut_ready_block *done = q->head;
+        q->head = done->next;
+        q->head_pos = 0;
+        ready_recycle(q, done);
+    }
+    return entry;
+}
+
+static void ready_destroy(struct fut_ready *q)
+{
+    struct fut_ready_block *lists[2] = { q->head, q->spare };
+    for (int k = 0; k < 2; k++)
+        while (lists[k]) {
+            struct fut_ready_block *next = lists[k]->next;
+            free(lists[k]);
+            lists[k] = next;
+        }
+}
+
+/* ---- scheduling --------------------------------------------------------------------- */
+
+fut_handle fut_loop_call_soon(fut_loop *loop, fut_callback cb, void *arg)
+{
+    fut_handle h = 0;
+    if (!loop || !cb) {
+        fail_handle(EINVAL, &h);
+        return h;
+    }
+    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, &h);
+    if (i == FUT_SLOT_NONE) {
+        fail_handle(ENOMEM, &h);
+    } else if (ready_push(&loop->ready, i) != 0) {
+        fut__slots_free(&loop->slots, i);
+        fail_handle(ENOMEM, &h);
+    }
+    return h;
+}
+
+fut_handle fut_loop_call_at(fut_loop *loop, double when, fut_callback cb, void *arg)
+{
+    fut_handle h = 0;
+    if (!loop || !cb || isnan(when)) {
+        fail_handle(EINVAL, &h);
+        return h;
+    }
+    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_TIMER, &h);
+    if (i == FUT_SLOT_NONE) {
+        fail_handle(ENOMEM, &h);
+        return h;
+    }
+    struct fut_timer t = { .when = when, .seq = loop->timer_seq++, .slot = i };
+    if (fut__timer_heap_push(&loop->timers, t) != 0) {
+        fut__slots_free(&loop->slots, i);
+        fail_handle(ENOMEM, &h);
+    }
+    return h;
+}
+
+fut_handle fut_loop_call_later(fut_loop *loop, double delay, fut_callback cb, void *arg)
+{
+    if (!loop || !cb || isnan(delay)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return fut_loop_call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg);
+}
+
+/* Wakes the loop out of epoll_wait. Called under core->lock, so the fd is still open. */
+static void wake(fut_loop *loop)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the loop will wake anyway */
+    if (write(loop->wake_fd, &one, sizeof one) < 0)
+        return;
+}
+
+static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, fut_handle *h)
+{
+    if (loop->inbox_n == loop->inbox_cap) {
+        size_t cap = loop->inbox_cap ? loop->inbox_cap * 2 : 256;
+        uint32_t *v = realloc(loop->inbox, cap * sizeof *v);
+        if (!v)
+            return ENOMEM;
+        loop->inbox = v;
+        loop->inbox_cap = cap;
+    }
+    uint32_t i = fut__slots_alloc(&loop->ts_slots, cb, arg, FUT_SLOT_READY, h);
+    if (i == FUT_SLOT_NONE)
+        return ENOMEM;
+    loop->inbox[loop->inbox_n++] = i;
+    atomic_store(&loop->inbox_count, loop->inbox_n);
+    if (atomic_load(&loop->sleeping))
+        wake(loop);
+    return 0;
+}
+
+fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg)
+{
+    fut_handle h = 0;
+    int err = ESHUTDOWN;
+    pthread_mutex_lock(&core->lock);
+    if (core->loop)
+        err = inbox_push(core->loop, cb, arg, &h);
+    pthread_mutex_unlock(&core->lock);
+    if (err)
+        fail_handle(err, &h);
+    return h;
+}
+
+fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *arg)
+{
+    if (!loop || !cb) {
+        errno = EINVAL;
+        return 0;
+    }
+    return fut__loop_post(loop->core, cb, arg);
+}
+
+/* Moves the inbox into the ready queue, in arrival order. */
+static void drain_inbox(fut_loop *loop)
+{
+    size_t n = atomic_load_explicit(&loop->inbox_count, memory_order_relaxed);
+    /* reserve first, mostly outside the lock: a failure leaves the inbox for the next try */
+    if (n == 0 || ready_reserve(&loop->ready, n + FUT_READY_BLOCK) != 0)
+        return;
+    pthread_mutex_lock(&loop->core->lock);
+    n = loop->inbox_n;
+    if (ready_reserve(&loop->ready, n) != 0) {
+        pthread_mutex_unlock(&loop->core->lock);
+        return;
+    }
+    uint32_t *taken = loop->inbox;
+    size_t taken_cap = loop->inbox_cap;
+    loop->inbox = loop->inbox_spare;
+    loop->inbox_cap = loop->spare_cap;
+    loop->inbox_n = 0;
+    atomic_store(&loop->inbox_count, 0);
+    pthread_mutex_unlock(&loop->core->lock);
+    for (size_t k = 0; k < n; k++)
+        ready_push(&loop->ready, taken[k] | FUT_READY_TS);  /* reserved: cannot fail */
+    loop->inbox_spare = taken;
+    loop->spare_cap = taken_cap;
+}
+
+/* ---- cancelling --------------------------------------------------------------------- */
+
+static bool keep_timer(void *ctx, const struct fut_timer *t)
+{
+    struct fut_slot_table *slots = ctx;
+    if (fut__slot(slots, t->slot)->state != FUT_SLOT_CANCELLED)
+        return true;
+    fut__slots_free(slots, t->slot);
+    return false;
+}
+
+static void cancel_timer(fut_loop *loop, struct fut_slot *s)
+{
+    s->state = FUT_SLOT_CANCELLED;
+    loop->timers_cancelled++;
+    if (loop->timers_cancelled > COMPACT_MIN && loop->timers_cancelled * 2 > loop->timers.n) {
+        fut__timer_heap_filter(&loop->timers, keep_timer, &loop->slots);
+        loop->timers_cancelled = 0;
+    }
+}
+
+static int cancel_threadsafe(fut_loop *loop, fut_handle h)
+{
+    uint32_t i;
+    pthread_mutex_lock(&loop->core->lock);
+    int rc = fut__slots_find(&loop->ts_slots, h, &i);
+    if (rc == 0)
+        fut__slot(&loop->ts_slots, i)->state = FUT_SLOT_CANCELLED;
+    pthread_mutex_unlock(&loop->core->lock);
+    return rc;
+}
+
+int fut_loop_cancel(fut_loop *loop, fut_handle h)
+{
+    if (!loop || h == 0)
+        return FUT_EINVAL;
+    if (h & FUT_LOOP_TS_TAG)
+        return cancel_threadsafe(loop, h);
+    uint32_t i;
+    int rc = fut__slots_find(&loop->slots, h, &i);
+    if (rc)
+        return rc;
+    struct fut_slot *s = fut__slot(&loop->slots, i);
+    if (s->state == FUT_SLOT_TIMER)
+        cancel_timer(loop, s);
+    else
+        s->state = FUT_SLOT_CANCELLED;  /* the ready queue drops it */
+    return 0;
+}
+
+/* ---- one iteration ------------------------------------------------------------------ */
+
+static void drop_cancelled_timers(fut_loop *loop)
+{
+    const struct fut_timer *t;
+    while ((t = fut__timer_heap_top(&loop->timers)) &&
+           fut__slot(&loop->slots, t->slot)->state == FUT_SLOT_CANCELLED) {
+        fut__slots_free(&loop->slots, fut__timer_heap_pop(&loop->timers).slot);
+        loop->timers_cancelled--;
+    }
+}
+
+static int poll_timeout_ms(fut_loop *loop)
+{
+    if (loop->ready.n || atomic_load_explicit(&loop->stopping, memory_order_relaxed))
+        return 0;
+    drop_cancelled_timers(loop);
+    const struct fut_timer *t = fut__timer_heap_top(&loop->timers);
+    if (!t)
+        return -1;
+    double delay = t->when - fut__now();
+    if (delay <= 0)
+        return 0;
+    /* rounded up: waking early would only spin through an empty iteration */
+    return delay * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(delay * 1e3);
+}
+
+/* Waits for fds, the timeout or the inbox; returns the number of fd events. */
+static int poll_io(fut_loop *loop, int timeout)
+{
+    if (timeout != 0) {
+        atomic_store(&loop->sleeping, true);
+        if (atomic_load(&loop->inbox_count) > 0)
+            timeout = 0;
+    } else if (loop->n_watched == 0) {
+        return 0;  /* nothing to poll and no time to wait: skip the system call */
+    }
+    int n = epoll_wait(loop->epfd, loop->events, FUT_LOOP_EVENTS, timeout);
+    atomic_store(&loop->sleeping, false);
+    return n < 0 ? 0 : n;  /* EINTR: an empty iteration */
+}
+
+static void move_due_timers(fut_loop *loop)
+{
+    double now = fut__now();
+    const struct fut_timer *t;
+    while ((t = fut__timer_heap_top(&loop->timers)) && t->when <= now) {
+        struct fut_slot *s = fut__slot(&loop->slots, t->slot);
+        if (s->state == FUT_SLOT_CANCELLED) {
+            fut__slots_free(&loop->slots, fut__timer_heap_pop(&loop->timers).slot);
+            loop->timers_cancelled--;
+            continue;
+        }
+        if (ready_push(&loop->ready, t->slot) != 0)
+            return;  /* out of memory: the timer stays due for the next iteration */
+        s->state = FUT_SLOT_READY;
+        fut__timer_heap_pop(&loop->timers);
+    }
+}
+
+static void run_threadsafe(fut_loop *loop, uint32_t i)
+{
+    pthread_mutex_lock(&loop->core->lock);
+    struct fut_slot *s = fut__slot(&loop->ts_slots, i);
+    fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
+    void *arg = s->arg;
+    fut__slots_free(&loop->ts_slots, i);
+    pthread_mutex_unlock(&loop->core->lock);
+    if (cb)
+        cb(arg);
+}
+
+/* The slot is freed before the call: cancelling the handle from inside says ENOENT. */
+static void run_entry(fut_loop *loop, uint32_t entry)
+{
+    if (entry & FUT_READY_TS) {
+        run_threadsafe(loop, entry & ~FUT_READY_TS);
+        return;
+    }
+    struct fut_slot *s = fut__slot(&loop->slots, entry);
+    fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
+    void *arg = s->arg;
+    fut__slots_free(&loop->slots, entry);
+    if (cb)
+        cb(arg);
+}
+
+/* Runs the fd callbacks; each registration is looked up again at its turn, since an
+ * earlier callback may have removed or replaced it. Errors and hang-ups wake both sides. */
+static void run_io_events(fut_loop *loop, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int fd = loop->events[k].data.fd;
+        uint32_t ev = loop->events[k].events;
+        if (fd == loop->wake_fd) {
+            uint64_t count;  /* resets the eventfd; EAGAIN (already reset) is fine */
+            ssize_t unused = read(fd, &count, sizeof count);
+            (void)unused;
+            continue;
+        }
+        if ((ev & ~(uint32_t)EPOLLOUT) && (size_t)fd < loop->n_io &&
+            (loop->io[fd].events & EPOLLIN))
+            loop->io[fd].read_cb(loop->io[fd].read_arg);
+        if ((ev & ~(uint32_t)EPOLLIN) && (size_t)fd < loop->n_io &&
+            (loop->io[fd].events & EPOLLOUT))
+            loop->io[fd].write_cb(loop->io[fd].write_arg);
+    }
+}
+
+static void run_once(fut_loop *loop)
+{
+    drain_inbox(loop);
+    int n_events = poll_io(loop, poll_timeout_ms(loop));
+    drain_inbox(loop);
+    size_t ready_before = loop->ready.n;
+    move_due_timers(loop);
+    size_t due = loop->ready.n - ready_before;
+    while (ready_before--)
+        run_entry(loop, ready_pop(&loop->ready));
+    run_io_events(loop, n_events);
+    while (due--)
+        run_entry(loop, ready_pop(&loop->ready));
+}
+
+/* ---- running ------------------------------------------------------------------------ */
+
+/* Claims the loop for this thread: false if it already runs (nested, or another thread). */
+static bool begin_run(fut_loop *loop)
+{
+    bool idle = false;
+    if (!atomic_compare_exchange_strong(&loop->running, &idle, true))
+        return false;
+    loop->outer = current_loop;
+    current_loop = loop;
+    return true;
+}
+
+static void end_run(fut_loop *loop)
+{
+    atomic_store_explicit(&loop->stopping, false, memory_order_relaxed);
+    current_loop = loop->outer;
+    atomic_store(&loop->running, false);
+}
+
+static void run_until_stopped(fut_loop *loop)
+{
+    do
+        run_once(loop);
+    while (!atomic_load_explicit(&loop->stopping, memory_order_relaxed));
+}
+
+int fut_loop_run_forever(fut_loop *loop)
+{
+    if (!loop)
+        return FUT_EINVAL;
+    if (!begin_run(loop))
+        return FUT_ESTATE;
+    run_until_stopped(loop);
+    end_run(loop);
+    return 0;
+}
+
+int fut_loop_run_until_complete(fut_loop *loop, fut_future *f)
+{
+    if (!loop || !f)
+        return FUT_EINVAL;
+    if (!begin_run(loop))
+        return FUT_ESTATE;
+    int rc;
+    fut_future *target = fut__loop_wrap(loop, f);  /* foreign futures: a loop future */
+    if (!target) {
+        rc = -errno;
+        goto out;
+    }
+    /* Runs one iteration after f is done, as asyncio; `until` tells a stale callback, left
+     * on f by an earlier run that was stopped first, from this run's. */
+    rc = fut_add_done_callback(target, fut__loop_stop_when_done, NULL);
+    if (rc == 0) {
+        loop->until = target;
+        run_until_stopped(loop);
+        loop->until = NULL;
+        rc = fut_done(target) ? 0 : FUT_ESTATE;
+    }
+    fut_future_unref(target);
+out:
+    end_run(loop);
+    return rc;
+}
+
+void fut_loop_stop(fut_loop *loop)
+{
+    if (loop)
+        atomic_store_explicit(&loop->stopping, true, memory_order_relaxed);
+}
+
+bool fut_loop_is_running(fut_loop *loop)
+{
+    return loop && atomic_load(&loop->running);
+}
+
+double fut_loop_time(fut_loop *loop)
+{
+    return loop ? fut__now() : -1;
+}
+
+bool fut__loop_core_is_current(const struct fut_loop_core *core)
+{
+    return current_loop && current_loop->core == core;
+}
+
+/* ---- fd watchers -------------------------------------------------------------------- */
+
+static int io_reserve(fut_loop *loop, int fd)
+{
+    if ((size_t)fd < loop->n_io)
+        return 0;
+    size_t n = loop->n_io ? loop->n_io : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    struct fut_io *io = realloc(loop->io, n * sizeof *io);
+    if (!io)
+        return FUT_ENOMEM;
+    memset(io + loop->n_io, 0, (n - loop->n_io) * sizeof *io);
+    loop->io = io;
+    loop->n_io = n;
+    return 0;
+}
+
+/* Registers `events` for fd with epoll (0: unregisters). An fd closed while registered
+ * left epoll by itself, so a stale registration is re-added and a failed removal ignored. */
+static int io_update(fut_loop *loop, int fd, uint32_t events)
+{
+    struct fut_io *io = &loop->io[fd];
+    struct epoll_event ev = { .events = events, .data.fd = fd };
+    if (events == 0) {
+        epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev);
+        loop->n_watched--;
+    } else if (io->events == 0) {
+        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+            (errno != EEXIST || epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0))
+            return -errno;
+        loop->n_watched++;
+    } else if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        if (errno != ENOENT || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            return -errno;
+    }
+    io->events = events;
+    return 0;
+}
+
+static int add_watch(fut_loop *loop, int fd, uint32_t dir, fut_callback cb, void *arg)
+{
+    if (!loop || !cb || fd < 0 || fd == loop->epfd || fd == loop->wake_fd)
+        return FUT_EINVAL;
+    int rc = io_reserve(loop, fd);
+    if (rc)
+        return rc;
+    struct fut_io *io = &loop->io[fd];
+    if (!(io->events & dir) && (rc = io_update(loop, fd, io->events | dir)) != 0)
+        return rc;
+    if (dir == EPOLLIN) {
+        io->read_cb = cb;
+        io->read_arg = arg;
+    } else {
+        io->write_cb = cb;
+        io->write_arg = arg;
+    }
+    return 0;
+}
+
+static int remove_watch(fut_loop *loop, int fd, uint32_t dir)
+{
+    if (!loop || fd < 0)
+        return FUT_EINVAL;
+    if ((size_t)fd >= loop->n_io || !(loop->io[fd].events & dir))
+        return FUT_ENOENT;
+    struct fut_io *io = &loop->io[fd];
+    if (io_update(loop, fd, io->events & ~dir) != 0)
+        io->events &= ~dir;  /* the fd is gone (closed): forget it all the same */
+    if (dir == EPOLLIN)
+        io->read_cb = NULL;
+    else
+        io->write_cb = NULL;
+    return 0;
+}
+
+int fut_loop_add_reader(fut_loop *loop, int fd, fut_callback cb, void *arg)
+{
+    return add_watch(loop, fd, EPOLLIN, cb, arg);
+}
+
+int fut_loop_remove_reader(fut_loop *loop, int fd)
+{
+    return remove_watch(loop, fd, EPOLLIN);
+}
+
+int fut_loop_add_writer(fut_loop *loop, int fd, fut_callback cb, void *arg)
+{
+    return add_watch(loop, fd, EPOLLOUT, cb, arg);
+}
+
+int fut_loop_remove_writer(fut_loop *loop, int fd)
+{
+    return remove_watch(loop, fd, EPOLLOUT);
+}
+
+/* ---- creating and freeing ----------------------------------------------------------- */
+
+static struct fut_loop_core *core_new(fut_loop *loop)
+{
+    struct fut_loop_core *core = calloc(1, sizeof *core);
+    if (!core)
+        return NULL;
+    atomic_init(&core->refs, 1);
+    core->dispatcher = (struct fut_callback_dispatcher){
+        .dispatch = fut__loop_dispatch,
+        .release = fut__loop_dispatch_release,
+        .context = core,
+    };
+    pthread_mutex_init(&core->lock, NULL);
+    core->loop = loop;
+    return core;
+}
+
+void fut__loop_core_release(struct fut_loop_core *core)
+{
+    if (atomic_fetch_sub_explicit(&core->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_destroy(&core->lock);
+    free(core);
+}
+
+static int open_fds(fut_loop *loop)
+{
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0)
+        return -errno;
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0)
+        return -errno;
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = loop->wake_fd };
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake_fd, &ev) != 0)
+        return -errno;
+    return 0;
+}
+
+static void close_fds(fut_loop *loop)
+{
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+}
+
+fut_loop *fut_loop_new(void)
+{
+    fut_loop *loop = calloc(1, sizeof *loop);
+    if (!loop) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    loop->epfd = loop->wake_fd = -1;
+    fut__slots_init(&loop->slots, 0);
+    fut__slots_init(&loop->ts_slots, FUT_LOOP_TS_TAG);
+    int rc = open_fds(loop);
+    if (rc)
+        goto fail;
+    if (!(loop->core = core_new(loop))) {
+        rc = FUT_ENOMEM;
+        goto fail;
+    }
+    return loop;
+fail:
+    close_fds(loop);
+    free(loop);
+    errno = -rc;
+    return NULL;
+}
+
+/* Takes the next queued callback (ready queue, then heap) off the loop: false when none.
+ * Its slot is freed; *cb is NULL when it was cancelled. */
+static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
+{
+    struct fut_slot_table *table = &loop->slots;
+    uint32_t i;
+    drain_inbox(loop);
+    if (loop->ready.n) {
+        i = ready_pop(&loop->ready);
+        if (i & FUT_READY_TS) {
+            table = &loop->ts_slots;  /* no poster can reach a dead loop: no lock needed */
+            i &= ~FUT_READY_TS;
+        }
+    } else if (loop->timers.n) {
+        i = fut__timer_heap_pop(&loop->timers).slot;
+    } else {
+        return false;
+    }
+    struct fut_slot *s = fut__slot(table, i);
+    bool live = s->state == FUT_SLOT_READY || s->state == FUT_SLOT_TIMER;
+    *cb = live ? s->cb : NULL;
+    *arg = s->arg;
+    fut__slots_free(table, i);
+    return true;
+}
+
+/*
+ * Drops every pending callback. Internal ones that own something are settled instead
+ * (fut__loop_settle_dropped): that may complete futures, whose callbacks now run inline,
+ * and which may schedule more: hence the loop until nothing is left.
+ */
+static void drop_pending(fut_loop *loop)
+{
+    fut_callback cb;
+    void *arg;
+    while (take_pending(loop, &cb, &arg))
+        if (cb)
+            fut__loop_settle_dropped(cb, arg);
+}
+
+void fut_loop_free(fut_loop *loop)
+{
+    if (!loop || atomic_load(&loop->running))
+        return;  /* freeing a running loop would pull it from under its own thread */
+    pthread_mutex_lock(&loop->core->lock);
+    loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
+    pthread_mutex_unlock(&loop->core->lock);
+    fut__loop_free_executor(loop);
+    drop_pending(loop);
+    close_fds(loop);
+    fut__slots_destroy(&loop->slots);
+    fut__slots_destroy(&loop->ts_slots);
+    fut__timer_heap_destroy(&loop->timers);
+    ready_destroy(&loop->ready);
+    free(loop->inbox);
+    free(loop->inbox_spare);
+    free(loop->io);
+    fut__loop_core_release(loop->core);
+    free(loop);
+}

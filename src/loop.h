@@ -1,0 +1,111 @@
+/*
+ * Internal: the event loop, shared by loop.c (scheduling, timers, fds, running) and
+ * loop_future.c (loop futures and the bridges to executors).
+ *
+ * Threads. Everything in struct fut_loop belongs to the loop thread, except the inbox,
+ * which any thread may append to under core->lock (call_soon_threadsafe, completions of
+ * loop futures on other threads). The loop moves the inbox into its ready queue at the
+ * start of each iteration and after waking up.
+ *
+ * Lifetime. A loop future must stay usable after fut_loop_free, so it does not point at
+ * the loop but at its core: a small refcounted object holding the dispatcher and, under
+ * its lock, the loop pointer, which fut_loop_free clears. The loop and every loop future
+ * own one reference each (a future's is released through the dispatcher's release hook).
+ * Once the loop is gone a loop future behaves like a plain one: its callbacks run inline.
+ */
+#ifndef FUT_LOOP_H
+#define FUT_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+
+#include "future.h"
+#include "loop_handle.h"
+#include "timer_heap.h"
+
+#define FUT_LOOP_TS_TAG (1ULL << 63)   /* handles of the threadsafe table */
+#define FUT_READY_TS    (1U << 31)     /* a ready-queue entry naming a threadsafe slot */
+#define FUT_LOOP_EVENTS 256
+
+struct fut_loop_core {
+    atomic_uint refs;
+    struct fut_callback_dispatcher dispatcher;
+    pthread_mutex_t lock;
+    fut_loop *loop;                    /* under lock; NULL once the loop is freed */
+};
+
+/* The ready queue: a FIFO of slot indexes (FUT_READY_TS set: the threadsafe table), in
+ * blocks that are linked rather than reallocated: growing it copies nothing. */
+#define FUT_READY_BLOCK 4096
+
+struct fut_ready_block {
+    struct fut_ready_block *next;
+    uint32_t v[FUT_READY_BLOCK];
+};
+
+struct fut_ready {
+    struct fut_ready_block *head, *tail;   /* pop from head[head_pos], push at tail[tail_pos] */
+    size_t head_pos, tail_pos, n;
+    struct fut_ready_block *spare;         /* emptied blocks kept for reuse */
+    size_t n_spare;
+};
+
+/* Readiness callbacks for one fd; both directions share one epoll registration. */
+struct fut_io {
+    fut_callback read_cb, write_cb;
+    void *read_arg, *write_arg;
+    uint32_t events;                   /* EPOLLIN | EPOLLOUT registered, 0: none */
+};
+
+struct fut_loop {
+    struct fut_loop_core *core;
+    struct fut_slot_table slots;       /* call_soon / call_later handles */
+    struct fut_ready ready;
+    struct fut_timer_heap timers;
+    uint64_t timer_seq;
+    size_t timers_cancelled;           /* cancelled entries still in the heap */
+    atomic_bool running;
+    atomic_bool stopping;
+
+    int epfd, wake_fd;                 /* epoll and the eventfd that interrupts it */
+    struct fut_io *io;                 /* indexed by fd */
+    size_t n_io;
+    size_t n_watched;                  /* fds registered with epoll (not counting wake_fd) */
+    struct epoll_event events[FUT_LOOP_EVENTS];
+
+    /* The inbox: threadsafe callbacks in arrival order, under core->lock. */
+    struct fut_slot_table ts_slots;
+    uint32_t *inbox, *inbox_spare;
+    size_t inbox_n, inbox_cap, spare_cap;
+    atomic_size_t inbox_count;         /* inbox_n, for lock-free peeking */
+    atomic_bool sleeping;              /* in epoll_wait, or about to be: wake through the eventfd */
+
+    fut_loop *outer;                   /* the loop this thread ran before this one, if any */
+    fut_future *until;                 /* run_until_complete's future, or NULL */
+    fut_executor *default_executor;    /* fut_loop_set_default_executor's; not ours */
+    fut_executor *own_executor;        /* created on first use, freed with the loop */
+};
+
+/* loop.c */
+/* Queues cb(arg) from any thread; fails with errno ESHUTDOWN once the loop is freed. */
+fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg);
+/* True in the thread running the loop of `core`, while it runs. */
+bool fut__loop_core_is_current(const struct fut_loop_core *core);
+void fut__loop_core_release(struct fut_loop_core *core);
+
+/* loop_future.c */
+void fut__loop_dispatch(void *core, fut_future *f, struct fut_callback_node *callbacks);
+void fut__loop_dispatch_release(void *core);
+/* fut_loop_free hands each pending callback it drops to this: internal ones whose argument
+ * owns something are settled (run, or their future cancelled); returns false for others. */
+bool fut__loop_settle_dropped(fut_callback cb, void *arg);
+/* A loop future sharing f's outcome (f itself when it is one of this loop's). */
+fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f);
+/* run_until_complete's done callback: stops the loop if f is the future it waits for. */
+void fut__loop_stop_when_done(fut_future *f, void *unused);
+/* fut_loop_free: cancels queued tasks of the loop's own executor, waits, frees it. */
+void fut__loop_free_executor(fut_loop *loop);
+
+#endif

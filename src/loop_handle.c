@@ -1,0 +1,92 @@
+/* The handle table: slots with generations, recycled through a LIFO free list. */
+#include <stdlib.h>
+
+#include "loop_handle.h"
+
+#define GEN_LIMIT (1U << 31)
+
+void fut__slots_init(struct fut_slot_table *t, uint64_t tag)
+{
+    *t = (struct fut_slot_table){ .free_head = FUT_SLOT_NONE, .tag = tag };
+}
+
+void fut__slots_destroy(struct fut_slot_table *t)
+{
+    for (uint32_t i = 0; i < t->n_chunks; i++)
+        free(t->chunks[i]);
+    free(t->chunks);
+    fut__slots_init(t, t->tag);
+}
+
+static int add_chunk(struct fut_slot_table *t)
+{
+    /* indexes stay below 2^31: the ready queue uses the top bit as the table's tag */
+    if ((uint64_t)(t->n_chunks + 1) * FUT_SLOT_CHUNK >= GEN_LIMIT)
+        return -1;
+    if (t->n_chunks == t->chunks_cap) {
+        uint32_t cap = t->chunks_cap ? t->chunks_cap * 2 : 16;
+        struct fut_slot **chunks = realloc(t->chunks, cap * sizeof *chunks);
+        if (!chunks)
+            return -1;
+        t->chunks = chunks;
+        t->chunks_cap = cap;
+    }
+    if (!(t->chunks[t->n_chunks] = malloc(FUT_SLOT_CHUNK * sizeof(struct fut_slot))))
+        return -1;
+    t->n_chunks++;
+    return 0;
+}
+
+static uint32_t take_slot(struct fut_slot_table *t)
+{
+    if (t->free_head != FUT_SLOT_NONE) {
+        uint32_t i = t->free_head;
+        struct fut_slot *s = fut__slot(t, i);
+        t->free_head = s->next_free;
+        s->gen = s->gen + 1 < GEN_LIMIT ? s->gen + 1 : 1;
+        return i;
+    }
+    if (t->used == t->n_chunks * FUT_SLOT_CHUNK && add_chunk(t) != 0)
+        return FUT_SLOT_NONE;
+    fut__slot(t, t->used)->gen = 1;
+    return t->used++;
+}
+
+uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
+                          enum fut_slot_state state, fut_handle *h)
+{
+    uint32_t i = take_slot(t);
+    if (i == FUT_SLOT_NONE)
+        return i;
+    struct fut_slot *s = fut__slot(t, i);
+    s->cb = cb;
+    s->arg = arg;
+    s->state = (uint8_t)state;
+    *h = t->tag | (uint64_t)s->gen << 32 | i;
+    return i;
+}
+
+void fut__slots_free(struct fut_slot_table *t, uint32_t index)
+{
+    struct fut_slot *s = fut__slot(t, index);
+    s->state = FUT_SLOT_FREE;
+    s->cb = NULL;
+    s->arg = NULL;
+    s->next_free = t->free_head;
+    t->free_head = index;
+}
+
+int fut__slots_find(const struct fut_slot_table *t, fut_handle h, uint32_t *index)
+{
+    if ((h & (1ULL << 63)) != t->tag)
+        return FUT_EINVAL;
+    uint32_t i = (uint32_t)h;
+    uint32_t gen = (uint32_t)(h >> 32) & (GEN_LIMIT - 1);
+    if (gen == 0 || i >= t->used || gen > fut__slot(t, i)->gen)
+        return FUT_EINVAL;
+    const struct fut_slot *s = fut__slot(t, i);
+    if (gen < s->gen || (s->state != FUT_SLOT_READY && s->state != FUT_SLOT_TIMER))
+        return FUT_ENOENT;
+    *index = i;
+    return 0;
+}

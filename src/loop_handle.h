@@ -1,0 +1,65 @@
+/*
+ * Internal: the table behind fut_handle. A handle names a slot and the slot's generation,
+ * so cancelling by handle is O(1), a stale handle (its callback ran or was cancelled, the
+ * slot since reused) is recognised, and memory is bounded by the callbacks pending at once.
+ *
+ *   handle = tag << 63 | generation << 32 | slot index,   generation in [1, 2^31)
+ *
+ * The tag tells the loop's two tables apart (see loop.h). A generation is never 0, so
+ * neither is a handle. After 2^31 reuses of one slot its generations wrap around; a
+ * handle kept that long could then name a newer callback.
+ */
+#ifndef FUT_LOOP_HANDLE_H
+#define FUT_LOOP_HANDLE_H
+
+#include <stdint.h>
+
+#include "futures.h"
+
+#define FUT_SLOT_NONE UINT32_MAX
+
+enum fut_slot_state {
+    FUT_SLOT_FREE,                 /* not pending: ran, was cancelled, or never used */
+    FUT_SLOT_READY,                /* in the ready queue (or the threadsafe inbox) */
+    FUT_SLOT_TIMER,                /* in the timer heap */
+    FUT_SLOT_CANCELLED,            /* cancelled; still queued until the loop drops it */
+};
+
+struct fut_slot {
+    fut_callback cb;
+    void *arg;
+    uint32_t gen;                  /* generation of the last handle issued from this slot */
+    uint8_t state;                 /* enum fut_slot_state */
+    uint32_t next_free;            /* FREE slots: the free list */
+};
+
+/* Slots live in fixed-size chunks that never move: growing the table copies nothing (a
+ * fresh page costs enough already) and a slot's address stays valid while it is in use. */
+#define FUT_SLOT_CHUNK_SHIFT 10
+#define FUT_SLOT_CHUNK (1U << FUT_SLOT_CHUNK_SHIFT)
+
+struct fut_slot_table {
+    struct fut_slot **chunks;
+    uint32_t n_chunks, chunks_cap;
+    uint32_t used;                 /* slots [0 .. used) have been issued at least once */
+    uint32_t free_head;            /* LIFO free list: the slot freed last is warm in cache */
+    uint64_t tag;                  /* 0 or 1ULL << 63 */
+};
+
+static inline struct fut_slot *fut__slot(const struct fut_slot_table *t, uint32_t index)
+{
+    return &t->chunks[index >> FUT_SLOT_CHUNK_SHIFT][index & (FUT_SLOT_CHUNK - 1)];
+}
+
+void fut__slots_init(struct fut_slot_table *t, uint64_t tag);
+void fut__slots_destroy(struct fut_slot_table *t);
+/* Takes a slot in `state` for cb(arg); returns its index and sets *h, or FUT_SLOT_NONE
+ * (out of memory). */
+uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
+                          enum fut_slot_state state, fut_handle *h);
+void fut__slots_free(struct fut_slot_table *t, uint32_t index);
+/* The slot a pending handle names: 0 and *index when it is READY or TIMER; FUT_ENOENT when
+ * it was issued but is no longer pending; FUT_EINVAL when this table never issued it. */
+int  fut__slots_find(const struct fut_slot_table *t, fut_handle h, uint32_t *index);
+
+#endif
