@@ -36,6 +36,13 @@ bench_bench_loop_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS)
 bench_bench_loop_LDADD = libfutures.la $(LIBUV_LIBS) -lm
 endif
 
+# The process pool (issue 3): bench_process_pool.py runs the C benchmark and Python's
+# ProcessPoolExecutor / multiprocessing.Pool side by side.
+BENCH_BINARIES += bench/bench_process_pool
+bench_bench_process_pool_SOURCES = bench/bench_process_pool.c
+bench_bench_process_pool_LDADD = libfutures.la -lm
+EXTRA_DIST += bench/bench_process_pool.py
+
 # BENCH_ARGS is passed to every benchmark, e.g. make bench BENCH_ARGS=--quick
 bench: $(BENCH_BINARIES)
 	$(AM_V_at)PYTHON='$(PYTHON)' $(SHELL) $(srcdir)/bench/run-benchmarks.sh \

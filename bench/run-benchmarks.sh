@@ -57,4 +57,10 @@ if [ -x "$bindir/bench_loop" ]; then
     echo "running bench_loop ..." >&2
     "$bindir/bench_loop" --asyncio "$srcdir/bench_loop.py" || status=1
 fi
+if [ -x "$bindir/bench_process_pool" ] && [ "$python" != ":" ] &&
+   command -v "$python" >/dev/null 2>&1; then
+    echo >&2
+    echo "running bench_process_pool ..." >&2
+    "$python" "$srcdir/bench_process_pool.py" "$bindir/bench_process_pool" || status=1
+fi
 exit $status

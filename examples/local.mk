@@ -30,3 +30,8 @@ examples_gather_sleeps_SOURCES = examples/gather_sleeps.c
 examples_gather_sleeps_LDADD = libfutures.la
 examples_line_server_SOURCES = examples/line_server.c
 examples_line_server_LDADD = libfutures.la
+
+# process pool (issue 3)
+noinst_PROGRAMS += examples/random_workers
+examples_random_workers_SOURCES = examples/random_workers.c
+examples_random_workers_LDADD = libfutures.la

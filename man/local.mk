@@ -63,3 +63,6 @@ dist_man_MANS += \
 	man/man3/fut_loop_stop.3 \
 	man/man3/fut_loop_time.3 \
 	man/man3/fut_loop_wrap_future.3
+
+# process pool (issue 3)
+dist_man_MANS += man/man3/fut_process_pool_new.3

@@ -20,3 +20,10 @@ libfutures_la_SOURCES = \
 libfutures_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libfutures_la_LDFLAGS = -version-info $(FUT_LT_VERSION) -export-symbols-regex '^fut_[a-z]'
 libfutures_la_LIBADD = -lm
+
+# process pool (issue 3)
+libfutures_la_SOURCES += \
+	src/process_forkserver.c src/process_forkserver.h \
+	src/process_pool.c \
+	src/process_worker.c src/process_worker.h \
+	src/wire.c src/wire.h

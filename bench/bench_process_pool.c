@@ -1,0 +1,241 @@
+/*
+ * Process pool benchmark: no-op submit throughput, round trip, fut_map over tiny items,
+ * a CPU-bound batch (speedup over running it serially), and a 64 MiB bytes result
+ * compared with a plain pipe copy of 64 MiB (the physical limit). Each figure is measured
+ * RUNS times; one JSON object per line, read by bench_process_pool.py which runs Python's
+ * ProcessPoolExecutor and multiprocessing.Pool side by side.
+ *
+ * Usage: bench_process_pool [--quick]
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <futures.h>
+
+#define RUNS 5
+#define BIG (64u << 20)
+
+static int quick;
+static int cpus;
+static unsigned char *big_source;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(const char *name, const char *unit, const double *v)
+{
+    printf("{\"name\": \"%s\", \"unit\": \"%s\", \"runs\": [", name, unit);
+    for (int i = 0; i < RUNS; i++)
+        printf("%s%.6g", i ? ", " : "", v[i]);
+    printf("]}\n");
+    fflush(stdout);
+}
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+static void *spin(void *arg)
+{
+    uint64_t x = (uint64_t)(uintptr_t)arg;
+    for (long i = 0; i < 50000000; i++)
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (void *)(uintptr_t)(x | 1);
+}
+
+/* called through a volatile pointer so that the serial loop is not optimised away */
+static void *(*volatile spin_call)(void *) = spin;
+static volatile uintptr_t sink;
+
+static void *big_result(void *arg)
+{
+    (void)arg;
+    return fut_bytes_dup(big_source, BIG);
+}
+
+static fut_executor *pool(int workers)
+{
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = workers });
+    if (!ex) {
+        perror("fut_process_pool_new");
+        exit(1);
+    }
+    /* start every worker before timing */
+    fut_future *fs[256];
+    int n = workers < 256 ? workers : 256;
+    for (int i = 0; i < n; i++)
+        fs[i] = fut_submit(ex, noop, NULL);
+    for (int i = 0; i < n; i++) {
+        fut_result(fs[i], FUT_FOREVER, NULL);
+        fut_future_unref(fs[i]);
+    }
+    return ex;
+}
+
+static void bench_throughput(void)
+{
+    long n = quick ? 20000 : 100000;
+    fut_future **fs = malloc((size_t)n * sizeof *fs);
+    double v[RUNS];
+    fut_executor *ex = pool(cpus);
+    for (int r = 0; r < RUNS; r++) {
+        double t = now();
+        for (long i = 0; i < n; i++)
+            fs[i] = fut_submit(ex, noop, (void *)i);
+        for (long i = 0; i < n; i++) {
+            fut_result(fs[i], FUT_FOREVER, NULL);
+            fut_future_unref(fs[i]);
+        }
+        v[r] = (double)n / (now() - t);
+    }
+    fut_executor_free(ex);
+    free(fs);
+    report("submit_throughput", "tasks/s", v);
+}
+
+static void bench_round_trip(void)
+{
+    int n = quick ? 1000 : 5000;
+    double v[RUNS];
+    fut_executor *ex = pool(1);
+    for (int r = 0; r < RUNS; r++) {
+        double t = now();
+        for (int i = 0; i < n; i++) {
+            fut_future *f = fut_submit(ex, noop, NULL);
+            fut_result(f, FUT_FOREVER, NULL);
+            fut_future_unref(f);
+        }
+        v[r] = (now() - t) / n * 1e6;
+    }
+    fut_executor_free(ex);
+    report("round_trip", "us", v);
+}
+
+static void bench_map(void)
+{
+    size_t n = 1000000;
+    void **args = malloc(n * sizeof *args), **results = malloc(n * sizeof *results);
+    for (size_t i = 0; i < n; i++)
+        args[i] = (void *)i;
+    double v[RUNS];
+    fut_executor *ex = pool(cpus);
+    for (int r = 0; r < RUNS; r++) {
+        double t = now();
+        if (fut_map(ex, noop, args, n, results, FUT_FOREVER, 0) != 0)
+            fprintf(stderr, "map failed\n");
+        v[r] = (double)n / (now() - t);
+    }
+    fut_executor_free(ex);
+    free(args);
+    free(results);
+    report("map_1M_auto_chunks", "items/s", v);
+}
+
+static void bench_cpu_batch(void)
+{
+    int n = 2 * cpus;
+    double v[RUNS], serial[RUNS];
+    fut_executor *ex = pool(cpus);
+    fut_future **fs = malloc((size_t)n * sizeof *fs);
+    for (int r = 0; r < RUNS; r++) {
+        double t = now();
+        for (int i = 0; i < n; i++)
+            sink = sink + (uintptr_t)spin_call((void *)(uintptr_t)i);
+        serial[r] = now() - t;
+        t = now();
+        for (int i = 0; i < n; i++)
+            fs[i] = fut_submit(ex, spin, (void *)(uintptr_t)i);
+        for (int i = 0; i < n; i++) {
+            fut_result(fs[i], FUT_FOREVER, NULL);
+            fut_future_unref(fs[i]);
+        }
+        v[r] = serial[r] / (now() - t);
+    }
+    fut_executor_free(ex);
+    free(fs);
+    report("cpu_batch_serial", "s", serial);
+    report("cpu_batch_speedup", "x", v);
+}
+
+static void bench_big_result(void)
+{
+    double v[RUNS];
+    fut_executor *ex = pool(1);
+    for (int r = 0; r < RUNS; r++) {
+        double t = now();
+        fut_future *f = fut_submit(ex, big_result, NULL);
+        void *b = NULL;
+        if (fut_result(f, FUT_FOREVER, &b) != 0 || fut_bytes_len(b) != BIG)
+            fprintf(stderr, "big result failed\n");
+        fut_future_unref(f);
+        v[r] = BIG / (now() - t) / 1e9;
+    }
+    fut_executor_free(ex);
+    report("result_64MiB", "GB/s", v);
+}
+
+/* The physical limit: a child writes 64 MiB into a pipe, the parent reads it. */
+static void bench_pipe_copy(void)
+{
+    double v[RUNS];
+    unsigned char *dst = malloc(BIG);
+    for (int r = 0; r < RUNS; r++) {
+        int p[2];
+        if (pipe(p) != 0)
+            exit(1);
+        fcntl(p[1], F_SETPIPE_SZ, 1 << 20);  /* the buffer a worker's socket has */
+        double t = now();
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            for (size_t off = 0; off < BIG;) {
+                ssize_t n = write(p[1], big_source + off, BIG - off);
+                if (n <= 0)
+                    _exit(1);
+                off += (size_t)n;
+            }
+            _exit(0);
+        }
+        close(p[1]);
+        for (size_t off = 0; off < BIG;) {
+            ssize_t n = read(p[0], dst + off, BIG - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        close(p[0]);
+        waitpid(pid, NULL, 0);
+        v[r] = BIG / (now() - t) / 1e9;
+    }
+    free(dst);
+    report("pipe_copy_64MiB", "GB/s", v);
+}
+
+int main(int argc, char **argv)
+{
+    quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    fut_executor *probe = fut_process_pool_new(NULL);  /* its default: the usable cpus */
+    cpus = fut_executor_max_workers(probe);
+    fut_executor_free(probe);
+    big_source = malloc(BIG);
+    memset(big_source, 0xab, BIG);
+    bench_throughput();
+    bench_round_trip();
+    bench_map();
+    bench_cpu_batch();
+    bench_big_result();
+    bench_pipe_copy();
+    free(big_source);
+    return 0;
+}

@@ -1,0 +1,230 @@
+/*
+ * The fork server. It runs in a child forked from a possibly multi-threaded process, so
+ * it restricts itself to system calls: no malloc, no stdio, no locks. Its table of live
+ * workers is allocated by the parent before the fork.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process_forkserver.h"
+
+struct fork_server {
+    int sock;
+    int sigfd;
+    pid_t self;
+    const struct fut__worker_config *config;
+    pid_t *children;               /* live (unreaped) workers; 0 = free slot */
+    int max_children;
+    unsigned serial;
+};
+
+static int send_msg(int sock, const struct fut__fs_msg *msg, int fd)
+{
+    struct iovec iov = { (void *)msg, sizeof *msg };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+static pid_t *find_child(struct fork_server *s, pid_t pid)
+{
+    for (int i = 0; i < s->max_children; i++)
+        if (s->children[i] == pid)
+            return &s->children[i];
+    return NULL;
+}
+
+static void spawn(struct fork_server *s)
+{
+    struct fut__fs_msg reply = { .type = FUT_FS_SPAWNED };
+    int sv[2] = { -1, -1 };
+    pid_t *slot = find_child(s, 0);
+    if (!slot) {
+        reply.value = EAGAIN;
+        goto done;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        reply.value = errno;
+        goto done;
+    }
+    /* the parent's end is nonblocking; the flag lives in the shared file description */
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    int size = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    unsigned serial = ++s->serial;
+    pid_t pid = fork();
+    if (pid < 0) {
+        reply.value = errno;
+        goto done;
+    }
+    if (pid == 0) {
+        close(s->sock);
+        close(s->sigfd);
+        close(sv[0]);
+        fut__worker_main(sv[1], s->config, s->self, serial);
+    }
+    *slot = pid;
+    reply.pid = pid;
+done:
+    if (sv[1] >= 0)
+        close(sv[1]);
+    send_msg(s->sock, &reply, reply.pid ? sv[0] : -1);
+    if (sv[0] >= 0)
+        close(sv[0]);
+}
+
+static void reap(struct fork_server *s, bool block)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0) {
+        pid_t *slot = find_child(s, pid);
+        if (slot)
+            *slot = 0;
+        struct fut__fs_msg msg = { .type = FUT_FS_EXITED, .pid = pid, .value = status };
+        if (s->sock >= 0)
+            send_msg(s->sock, &msg, -1);
+    }
+}
+
+static _Noreturn void finish(struct fork_server *s)
+{
+    for (int i = 0; i < s->max_children; i++)
+        if (s->children[i] > 0)
+            kill(s->children[i], SIGKILL);
+    close(s->sock);
+    s->sock = -1;
+    reap(s, true);
+    _exit(0);
+}
+
+static void handle_request(struct fork_server *s)
+{
+    struct fut__fs_msg msg;
+    ssize_t n = recv(s->sock, &msg, sizeof msg, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0)
+        finish(s);
+    if (msg.type == FUT_FS_SPAWN) {
+        spawn(s);
+    } else if (msg.type == FUT_FS_KILL && msg.pid > 0) {
+        if (find_child(s, msg.pid))
+            kill(msg.pid, SIGKILL);
+    }
+}
+
+static _Noreturn void serve(struct fork_server *s)
+{
+    for (;;) {
+        struct pollfd fds[2] = { { s->sigfd, POLLIN, 0 }, { s->sock, POLLIN, 0 } };
+        if (poll(fds, 2, -1) < 0)
+            continue;
+        if (fds[0].revents) {
+            struct signalfd_siginfo info;
+            while (read(s->sigfd, &info, sizeof info) > 0)
+                ;
+            reap(s, false);
+        }
+        if (fds[1].revents)
+            handle_request(s);
+    }
+}
+
+pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker_config *config,
+                             int max_children)
+{
+    pid_t *children = calloc((size_t)max_children, sizeof *children);
+    if (!children)
+        return -ENOMEM;
+    pid_t pid = fork();
+    if (pid != 0) {
+        free(children);
+        return pid < 0 ? -errno : pid;
+    }
+    close(parent_sock);
+    /* the parent's buffered output is the parent's to write, never this copy's (some
+     * runtimes flush stdio even on _exit) */
+    __fpurge(stdout);
+    __fpurge(stderr);
+    /* SIGCHLD arrives through a signalfd; its disposition must not be SIG_IGN, which would
+     * reap workers before we learn their status. This is the child: the parent's signal
+     * handling stays as it was. */
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    struct fork_server s = {
+        .sock = sock,
+        .sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC),
+        .self = getpid(),
+        .config = config,
+        .children = children,
+        .max_children = max_children,
+    };
+    if (s.sigfd < 0)
+        _exit(127);
+    serve(&s);
+}
+
+int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int *fd)
+{
+    struct iovec iov = { msg, sizeof *msg };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    *fd = -1;
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return 0;
+    if (n != sizeof *msg)
+        return -EPROTO;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    return 1;
+}
+
+int fut__fork_server_send(int sock, int type, pid_t pid)
+{
+    struct fut__fs_msg msg = { .type = type, .pid = pid };
+    ssize_t n = send(sock, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n < 0 ? -errno : 0;
+}
