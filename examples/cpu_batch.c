@@ -44,6 +44,7 @@ struct mode {
 
 static const struct mode modes[] = {
     { "threads", fut_thread_pool_new },
+    { "processes", fut_process_pool_new },
 };
 
 #define N_MODES (sizeof modes / sizeof modes[0])

@@ -26,8 +26,9 @@
 
 #include <futures.h>
 
-/* The executor for the CPU-heavy part: a thread pool, or fut_process_pool_new. */
-#define MAKE_POOL fut_thread_pool_new
+/* The executor for the CPU-heavy part: worker processes, so that a heavy request uses
+ * another core and can never stall the loop (fut_thread_pool_new works the same way). */
+#define MAKE_POOL fut_process_pool_new
 
 #define MAX_N 5000000L
 

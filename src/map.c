@@ -145,7 +145,7 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         chunksize = n;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;
     struct window_slot *slots = calloc(window, sizeof *slots);
-    struct chunk_request *scratch = malloc(sizeof *scratch + chunksize * sizeof *args);
+    struct chunk_request *scratch = calloc(1, sizeof *scratch + chunksize * sizeof *args);
     if (!slots || !scratch) {
         free(slots);
         free(scratch);

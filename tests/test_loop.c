@@ -710,6 +710,7 @@ static const struct {
     const char *name;
 } executors[] = {
     { fut_thread_pool_new, "thread" },
+    { fut_process_pool_new, "process" },
 };
 #define N_EXECUTORS ((int)(sizeof executors / sizeof executors[0]))
 
