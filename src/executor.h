@@ -11,8 +11,10 @@ struct fut_executor_ops {
     int  (*shutdown)(fut_executor *ex, bool wait, bool cancel_futures);
     /* Called after shutdown(wait=true): release everything. */
     void (*destroy)(fut_executor *ex);
-    /* fut_map's chunk size when the caller passes 0. */
-    size_t (*auto_chunksize)(fut_executor *ex, size_t n_items);
+    /* fut_map's chunk size when the caller passes 0: n / (max_workers * chunks_per_worker),
+     * at least 1, at most max_chunksize. */
+    size_t chunks_per_worker;
+    size_t max_chunksize;
 };
 
 struct fut_executor {

@@ -139,8 +139,13 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         return FUT_EINVAL;
     if (n == 0)
         return 0;
-    if (chunksize == 0)
-        chunksize = ex->ops->auto_chunksize(ex, n);
+    if (chunksize == 0) {
+        chunksize = n / ((size_t)ex->max_workers * ex->ops->chunks_per_worker);
+        if (chunksize > ex->ops->max_chunksize)
+            chunksize = ex->ops->max_chunksize;
+        if (chunksize < 1)
+            chunksize = 1;
+    }
     if (chunksize > n)
         chunksize = n;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;

@@ -854,22 +854,15 @@ static void process_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
-/*
- * A chunk costs one round trip (two messages each way, a few microseconds); items are
- * often far cheaper. Eight chunks per worker keep the workers balanced when items differ
- * in cost, and 4096 items bound a chunk's reply.
- */
-static size_t process_pool_auto_chunksize(fut_executor *ex, size_t n)
-{
-    size_t chunk = n / ((size_t)ex->max_workers * 8);
-    return chunk < 1 ? 1 : chunk > 4096 ? 4096 : chunk;
-}
-
 static const struct fut_executor_ops process_pool_ops = {
     .submit = process_pool_submit,
     .shutdown = process_pool_shutdown,
     .destroy = process_pool_destroy,
-    .auto_chunksize = process_pool_auto_chunksize,
+    /* A chunk costs one round trip (two messages each way, a few microseconds); items are
+     * often far cheaper. Eight chunks per worker keep the workers balanced when items
+     * differ in cost, and 4096 items bound a chunk's reply. */
+    .chunks_per_worker = 8,
+    .max_chunksize = 4096,
 };
 
 static int start_fork_server(struct process_pool *pool)

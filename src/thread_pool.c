@@ -399,18 +399,13 @@ static void thread_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
-static size_t thread_pool_auto_chunksize(fut_executor *ex, size_t n)
-{
-    /* a few chunks per worker keeps them balanced; 256 items amortise a task's cost */
-    size_t chunk = n / ((size_t)ex->max_workers * 4);
-    return chunk < 1 ? 1 : chunk > 256 ? 256 : chunk;
-}
-
 static const struct fut_executor_ops thread_pool_ops = {
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
     .destroy = thread_pool_destroy,
-    .auto_chunksize = thread_pool_auto_chunksize,
+    /* a few chunks per worker keeps them balanced; 256 items amortise a task's cost */
+    .chunks_per_worker = 4,
+    .max_chunksize = 256,
 };
 
 fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
