@@ -29,6 +29,7 @@
 
 #include "clock.h"
 #include "loop.h"
+#include "spin.h"
 
 #define MAX_POLL_MS (86400 * 1000)     /* sleep at most a day at a time, as asyncio */
 #define COMPACT_MIN 64                 /* cancelled timers tolerated before compacting */
@@ -321,9 +322,19 @@ static int poll_timeout_ms(fut_loop *loop)
     return delay * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(delay * 1e3);
 }
 
+static bool inbox_nonempty(void *loop)
+{
+    return atomic_load_explicit(&((fut_loop *)loop)->inbox_count, memory_order_relaxed) > 0;
+}
+
 /* Waits for fds, the timeout or the inbox; returns the number of fd events. */
 static int poll_io(fut_loop *loop, int timeout)
 {
+    /* An executor's completion due from another thread is usually microseconds away:
+     * watching the inbox that long is far cheaper than sleeping and being woken. */
+    if (timeout != 0 && atomic_load(&loop->core->bridges) > 0 &&
+        fut__spin_until(inbox_nonempty, loop, timeout < 0 ? FUT_FOREVER : timeout / 1e3))
+        timeout = 0;
     if (timeout != 0) {
         atomic_store(&loop->sleeping, true);
         if (atomic_load(&loop->inbox_count) > 0)

@@ -34,6 +34,7 @@ struct fut_loop_core {
     struct fut_callback_dispatcher dispatcher;
     pthread_mutex_t lock;
     fut_loop *loop;                    /* under lock; NULL once the loop is freed */
+    atomic_size_t bridges;             /* wrapped futures whose outcome has not arrived */
 };
 
 /* The ready queue: a FIFO of slot indexes (FUT_READY_TS set: the threadsafe table), in

@@ -144,6 +144,7 @@ static void copy_outcome(fut_future *dest)
 static void bridge_complete(void *arg)
 {
     fut_future *dest = arg;
+    atomic_fetch_sub(&core_of(dest)->bridges, 1);
     copy_outcome(dest);
     fut_future_unref(dest);  /* the bridge's reference */
 }
@@ -181,7 +182,9 @@ fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f)
     if (rc)
         goto fail;
     fut_future_ref(dest);  /* the bridge's, until the outcome is copied */
+    atomic_fetch_add(&loop->core->bridges, 1);
     if ((rc = fut_add_done_callback(f, on_source_done, dest)) != 0) {
+        atomic_fetch_sub(&loop->core->bridges, 1);
         fut_future_unref(dest);
         goto fail;
     }
