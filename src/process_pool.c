@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 #include "executor.h"
 #include "process_forkserver.h"
 #include "process_worker.h"
+#include "spin.h"
 #include "task.h"
 #include "wire.h"
 
@@ -754,6 +756,25 @@ static void dispatch_events(struct process_pool *pool, struct epoll_event *event
     }
 }
 
+static bool tasks_in_flight(const struct process_pool *pool)
+{
+    for (const struct worker *w = pool->workers; w; w = w->next)
+        if (w->n_slots > 0)
+            return true;
+    return false;
+}
+
+/* Polls without sleeping for a short while. A result due in microseconds would otherwise
+ * cost a sleep and a wake-up, which take longer than most small tasks. */
+static int poll_briefly(struct process_pool *pool, struct epoll_event *events, int max)
+{
+    double until = fut__now() + FUT_SPIN_SECONDS;
+    int n;
+    while ((n = epoll_wait(pool->epfd, events, max, 0)) == 0 && fut__now() < until)
+        sched_yield();  /* the worker or the submitter may need this core */
+    return n;
+}
+
 static void *dispatcher_main(void *arg)
 {
     struct process_pool *pool = arg;
@@ -768,7 +789,10 @@ static void *dispatcher_main(void *arg)
         bool again;
         if (finished(pool, &again))
             break;
-        int n = epoll_wait(pool->epfd, events, 64, again ? 0 : next_timeout_ms(pool));
+        int timeout = again ? 0 : next_timeout_ms(pool);
+        int n = timeout != 0 && tasks_in_flight(pool) ? poll_briefly(pool, events, 64) : 0;
+        if (n <= 0)
+            n = epoll_wait(pool->epfd, events, 64, timeout);
         pthread_mutex_lock(&pool->lock);
         pool->need_wake = false;
         pthread_mutex_unlock(&pool->lock);
