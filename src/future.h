@@ -37,13 +37,16 @@ struct fut_callback_dispatcher {
 
 struct fut_future {
     atomic_uint refs;
-    /* state is written under lock and may be read without it (atomic load). */
+    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
+     * without it (atomic load). */
     _Atomic int state;
-    pthread_mutex_t lock;
+    atomic_int lock;               /* see future.c: a 4-byte lock, not a pthread_mutex_t */
+    int exception;                 /* 0: none */
     bool cancel_notified;          /* set_running_or_notify_cancel saw the cancel */
     bool result_is_bytes;          /* result is a fut_bytes buffer the future owns */
+    bool requeued;                 /* process pools: handed to a worker that died before
+                                    * starting it, so RUNNING already: goes to the next one */
     void *result;
-    int exception;                 /* 0: none */
     char *message;
     struct fut_callback_node *callbacks, *callbacks_tail;
     struct fut_waiter_link *waiters;
@@ -58,7 +61,6 @@ struct fut_future {
     void *arg;
     void *arg_copy;                /* fut_submit_copy's private copy, freed with the future */
     size_t arg_len;
-    void *executor_data;
 };
 
 fut_future *fut__future_alloc(void);

@@ -49,9 +49,6 @@
 #include "task.h"
 #include "wire.h"
 
-/* executor_data of a future that was handed to a worker that died before starting it:
- * it is RUNNING already and goes straight to the next worker. */
-#define REQUEUED ((void *)1)
 
 struct worker {
     struct worker *next;
@@ -149,7 +146,7 @@ static fut_future *queue_pop(struct process_pool *pool)
         }
         pool->queue_left = pool->queue_len;
         pthread_mutex_unlock(&pool->lock);
-        if (!f || f->executor_data == REQUEUED || fut_set_running_or_notify_cancel(f) == 1)
+        if (!f || f->requeued || fut_set_running_or_notify_cancel(f) == 1)
             return f;
         fut_future_unref(f);  /* cancelled while pending */
     }
@@ -159,7 +156,7 @@ static void fail_future(fut_future *f, int code, const char *message)
 {
     if (!f)
         return;
-    if (f->executor_data != REQUEUED && fut__future_state(f) == FUT_STATE_PENDING)
+    if (!f->requeued && fut__future_state(f) == FUT_STATE_PENDING)
         fut_set_running_or_notify_cancel(f);
     fut_set_exception(f, code, message);
     fut_future_unref(f);
@@ -463,7 +460,7 @@ static void worker_exited(struct process_pool *pool, struct worker *w, int statu
         if (i == 0 && w->head_started) {
             fail_future(f, FUT_EBROKEN, message);
         } else {
-            f->executor_data = REQUEUED;
+            f->requeued = true;
             requeue[n_requeue++] = f;
         }
     }
@@ -850,7 +847,7 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     pthread_mutex_unlock(&pool->lock);
     while (cancelled) {
         fut_future *next = cancelled->next;
-        if (cancelled->executor_data == REQUEUED) {
+        if (cancelled->requeued) {
             /* handed to a worker once already: it is running, not pending */
             fut_set_exception(cancelled, FUT_ECANCELLED, "cancelled by shutdown before it started");
         } else {
