@@ -83,6 +83,7 @@ struct process_pool {
     bool shutdown;
     bool broken;
     bool need_wake;                /* the dispatcher sleeps and wants to hear of submits */
+    double last_result_at;         /* dispatcher only: when a task last completed */
 
     pthread_mutex_t shutdown_lock; /* serialises joins */
     bool joined;
@@ -310,6 +311,7 @@ static void complete_head(struct process_pool *pool, struct worker *w, const str
         return;
     }
     pop_slot(w);
+    pool->last_result_at = fut__now();
     if (!f) {
         free_payload(NULL, h, payload);  /* abandoned: it already timed out */
         return;
@@ -753,12 +755,14 @@ static void dispatch_events(struct process_pool *pool, struct epoll_event *event
     }
 }
 
-static bool tasks_in_flight(const struct process_pool *pool)
+/* Whether a message is likely within microseconds: a worker holds a task, or one just
+ * completed (a caller that waits on each result submits the next one at once). */
+static bool activity_expected(const struct process_pool *pool)
 {
     for (const struct worker *w = pool->workers; w; w = w->next)
         if (w->n_slots > 0)
             return true;
-    return false;
+    return fut__now() - pool->last_result_at < FUT_SPIN_SECONDS;
 }
 
 /* Polls without sleeping for a short while. A result due in microseconds would otherwise
@@ -787,7 +791,7 @@ static void *dispatcher_main(void *arg)
         if (finished(pool, &again))
             break;
         int timeout = again ? 0 : next_timeout_ms(pool);
-        int n = timeout != 0 && tasks_in_flight(pool) ? poll_briefly(pool, events, 64) : 0;
+        int n = timeout != 0 && activity_expected(pool) ? poll_briefly(pool, events, 64) : 0;
         if (n <= 0)
             n = epoll_wait(pool->epfd, events, 64, timeout);
         pthread_mutex_lock(&pool->lock);
