@@ -25,7 +25,7 @@ static bool condition_met(fut_future *const *fs, size_t n, int return_when)
     return done == n;
 }
 
-/* Stable partition: done futures first. */
+/* Stable partition: done futures first. scratch holds at least the not-done ones. */
 static size_t partition(fut_future **fs, size_t n, fut_future **scratch)
 {
     size_t n_done = 0, n_pending = 0;
@@ -40,28 +40,36 @@ static size_t partition(fut_future **fs, size_t n, fut_future **scratch)
     return n_done;
 }
 
-/* Attaches one waiter to every future not yet done and sleeps until it is signalled.
- * Futures already done are counted without taking their locks: in a large batch most are. */
-static int block(fut_future **fs, size_t n, struct fut_waiter_link *links, double timeout,
-                 int return_when)
+/* Attaches one waiter to each of the pending futures and sleeps until it is signalled.
+ * The futures that were done already did not meet the condition (else we would not
+ * wait), so only the pending ones count. */
+static int block(fut_future **pending, size_t n, double timeout, int return_when)
 {
+    if (n == 0)
+        return 0;  /* all finished since they were counted: nothing to wait for */
+    struct fut_waiter_link *links = malloc(n * sizeof *links);
+    if (!links)
+        return FUT_ENOMEM;
     struct fut_waiter waiter;
     int rc = fut__waiter_init(&waiter, return_when, n);
-    if (rc)
+    if (rc) {
+        free(links);
         return rc;
+    }
     struct fut_deadline deadline = fut__deadline_after(timeout);
     for (size_t i = 0; i < n; i++) {
-        links[i] = (struct fut_waiter_link){ .waiter = &waiter, .future = fs[i] };
-        if (fut_done(fs[i]) || !fut__future_attach_waiter(fs[i], &links[i])) {
-            links[i].future = NULL;  /* not attached */
-            fut__waiter_notify(&links[i], raised(fs[i]));
+        links[i] = (struct fut_waiter_link){ .waiter = &waiter, .future = pending[i] };
+        if (!fut__future_attach_waiter(pending[i], &links[i])) {
+            links[i].future = NULL;  /* finished meanwhile: not attached */
+            fut__waiter_notify(&links[i], raised(pending[i]));
         }
     }
     fut__waiter_wait(&waiter, &deadline);
     for (size_t i = 0; i < n; i++)
         if (links[i].future)
-            fut__future_detach_waiter(fs[i], &links[i]);
+            fut__future_detach_waiter(pending[i], &links[i]);
     fut__waiter_destroy(&waiter);
+    free(links);
     return 0;
 }
 
@@ -76,21 +84,25 @@ int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t 
         if (!fs[i])
             return FUT_EINVAL;
 
-    fut_future **scratch = malloc((n ? n : 1) * sizeof *scratch);
-    struct fut_waiter_link *links = NULL;
-    int rc = FUT_ENOMEM;
-    if (!scratch)
-        goto out;
-    if (timeout != 0 && !condition_met(fs, n, return_when)) {
-        if (!(links = malloc(n * sizeof *links)))
-            goto out;
-        if ((rc = block(fs, n, links, timeout, return_when)) != 0)
-            goto out;
+    /* Memory in proportion to the pending futures only: in a large batch most are done,
+     * and an allocation of the whole batch's size costs page faults of its own. Futures
+     * only ever become done, so the count bounds what partition() needs later. */
+    size_t n_pending = 0;
+    for (size_t i = 0; i < n; i++)
+        n_pending += !fut_done(fs[i]);
+    fut_future **pending = malloc((n_pending ? n_pending : 1) * sizeof *pending);
+    if (!pending)
+        return FUT_ENOMEM;
+    int rc = 0;
+    if (n_pending && timeout != 0 && !condition_met(fs, n, return_when)) {
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < n_pending; i++)
+            if (!fut_done(fs[i]))
+                pending[k++] = fs[i];
+        rc = block(pending, k, timeout, return_when);
     }
-    *n_done = partition(fs, n, scratch);
-    rc = 0;
-out:
-    free(links);
-    free(scratch);
+    if (rc == 0)
+        *n_done = partition(fs, n, pending);
+    free(pending);
     return rc;
 }

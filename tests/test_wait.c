@@ -269,6 +269,33 @@ START_TEST(test_cancel_wakes_waiter)
 }
 END_TEST
 
+/*
+ * Futures finishing while fut_wait looks at them: every round races the workers' last
+ * completions against fut_wait's own passes over the batch. A fut_wait that lost track
+ * of futures finishing between two passes would block forever (the test times out).
+ */
+START_TEST(test_all_completed_races_completions)
+{
+    enum { BATCH = 64 };
+    fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
+    size_t rounds = tu_scale(10000, 500);
+    for (size_t r = 0; r < rounds; r++) {
+        fut_future *fs[BATCH];
+        for (size_t i = 0; i < BATCH; i++)
+            TU_REQUIRE((fs[i] = fut_submit(ex, tu_plus_one, TU_P(i))) != NULL, "submit");
+        size_t n_done = 0;
+        TU_REQUIRE(fut_wait(fs, BATCH, FUT_FOREVER, FUT_ALL_COMPLETED, &n_done) == 0, "wait");
+        TU_REQUIRE(n_done == BATCH, "n_done %zu", n_done);
+        for (size_t i = 0; i < BATCH; i++) {
+            void *value = NULL;
+            TU_REQUIRE(fut_result(fs[i], 0, &value) == 0 && value == TU_P(i + 1), "result %zu", i);
+            fut_future_unref(fs[i]);
+        }
+    }
+    fut_executor_free(ex);
+}
+END_TEST
+
 START_TEST(test_mixed_futures)
 {
     fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
@@ -385,6 +412,7 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_cancelled_counts_as_done);
     tcase_add_test(tc, test_cancel_wakes_waiter);
     tcase_add_test(tc, test_mixed_futures);
+    tcase_add_test(tc, test_all_completed_races_completions);
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_invalid_arguments);
