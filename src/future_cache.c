@@ -32,6 +32,7 @@
 struct thread_cache {
     fut_future *head;        /* up to 2 * CHAIN futures */
     unsigned count;
+    bool armed;              /* thread_exit will run when this thread exits */
 };
 
 static _Thread_local struct thread_cache cache;
@@ -84,6 +85,7 @@ static void thread_exit(void *unused)
     fut_future *chain = cache.head;
     cache.head = NULL;
     cache.count = 0;
+    cache.armed = false;  /* a future freed by a later destructor arms it again */
     while (chain) {
         fut_future *rest = chain;
         for (unsigned i = 1; i < CHAIN && rest->next; i++)
@@ -100,11 +102,22 @@ static void exit_key_create(void)
     pthread_key_create(&exit_key, thread_exit);
 }
 
+/* Whichever way the cache first fills (a chain from the depot, or a freed future), the
+ * thread must hand it back when it exits. */
+static void arm_thread_exit(void)
+{
+    if (cache.armed)
+        return;
+    pthread_once(&exit_key_once, exit_key_create);
+    cache.armed = pthread_setspecific(exit_key, &cache) == 0;
+}
+
 fut_future *fut__future_cache_get(void)
 {
     if (!CACHING)
         return NULL;
     if (!cache.head) {
+        arm_thread_exit();
         cache.head = depot_pop();
         cache.count = cache.head ? CHAIN : 0;
         if (!cache.head)
@@ -122,10 +135,7 @@ void fut__future_cache_put(fut_future *f)
         free(f);
         return;
     }
-    if (!cache.head) {
-        pthread_once(&exit_key_once, exit_key_create);
-        pthread_setspecific(exit_key, &cache);  /* arms thread_exit for this thread */
-    }
+    arm_thread_exit();
     f->next = cache.head;
     cache.head = f;
     if (++cache.count < 2 * CHAIN)
