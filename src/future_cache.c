@@ -8,7 +8,9 @@
  * page faults of the next batch then cost more than the tasks. The depot keeps up to
  * DEPOT_MAX chains for reuse and is trimmed to DEPOT_KEEP when an executor is freed.
  *
- * Inside the cache a dead future's `next` links a chain and its `arg` links chains.
+ * Inside the cache a dead future's `next` links a chain; a chain's head links the next
+ * chain through `arg` and records its own length in `arg_len` (a thread that exits hands
+ * over a last chain shorter than CHAIN).
  */
 #include <stdlib.h>
 
@@ -40,7 +42,7 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
-static fut_future *depot;    /* chains of CHAIN futures, linked through arg */
+static fut_future *depot;    /* chains of at most CHAIN futures, linked through arg */
 static size_t depot_chains;
 
 static void free_chain(fut_future *chain)
@@ -52,8 +54,9 @@ static void free_chain(fut_future *chain)
     }
 }
 
-static void depot_push(fut_future *chain)
+static void depot_push(fut_future *chain, unsigned length)
 {
+    chain->arg_len = length;
     pthread_mutex_lock(&depot_lock);
     bool kept = depot_chains < DEPOT_MAX;
     if (kept) {
@@ -88,11 +91,12 @@ static void thread_exit(void *unused)
     cache.armed = false;  /* a future freed by a later destructor arms it again */
     while (chain) {
         fut_future *rest = chain;
-        for (unsigned i = 1; i < CHAIN && rest->next; i++)
+        unsigned length = 1;
+        for (; length < CHAIN && rest->next; length++)
             rest = rest->next;
         fut_future *next_chain = rest->next;
         rest->next = NULL;
-        depot_push(chain);
+        depot_push(chain, length);
         chain = next_chain;
     }
 }
@@ -119,9 +123,9 @@ fut_future *fut__future_cache_get(void)
     if (!cache.head) {
         arm_thread_exit();
         cache.head = depot_pop();
-        cache.count = cache.head ? CHAIN : 0;
         if (!cache.head)
             return NULL;
+        cache.count = (unsigned)cache.head->arg_len;
     }
     fut_future *f = cache.head;
     cache.head = f->next;
@@ -147,7 +151,7 @@ void fut__future_cache_put(fut_future *f)
     fut_future *chain = last_kept->next;
     last_kept->next = NULL;
     cache.count = CHAIN;
-    depot_push(chain);
+    depot_push(chain, CHAIN);
 }
 
 void fut__future_cache_trim(void)
