@@ -3,7 +3,8 @@
 #
 # Stress tests (1,000,000 tasks, concurrent submitters) shrink under sanitizers, under
 # valgrind and with FUT_TEST_QUICK=1. `make check-valgrind` runs the programs under
-# valgrind (Check's fork mode: valgrind follows each test's child).
+# valgrind (Check's fork mode: valgrind follows each test's child), with Check's per-test
+# timeouts stretched: memcheck runs code 20-50 times slower and one thread at a time.
 
 EXTRA_DIST += tests/check_symbols.sh
 TESTS += tests/check_symbols.sh
@@ -54,7 +55,7 @@ VALGRIND_FLAGS = -q --leak-check=full --errors-for-leak-kinds=definite --error-e
 check-valgrind: $(FUT_CHECK_TESTS)
 	@status=0; for t in $(FUT_CHECK_TESTS); do \
 	    echo "valgrind $$t"; \
-	    FUT_TEST_QUICK=1 $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) ./$$t || status=1; \
+	    FUT_TEST_QUICK=1 CK_TIMEOUT_MULTIPLIER=20 $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) ./$$t || status=1; \
 	done; exit $$status
 .PHONY: check-valgrind
 
