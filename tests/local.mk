@@ -6,8 +6,8 @@
 # valgrind (Check's fork mode: valgrind follows each test's child), with Check's per-test
 # timeouts stretched: memcheck runs code 20-50 times slower and one thread at a time.
 
-EXTRA_DIST += tests/check_symbols.sh
-TESTS += tests/check_symbols.sh
+EXTRA_DIST += tests/check_symbols.sh tests/check_layout.sh
+TESTS += tests/check_symbols.sh tests/check_layout.sh
 
 if HAVE_CHECK
 FUT_CHECK_TESTS = \

@@ -11,7 +11,7 @@
 #include <pthread.h>
 
 #include "futures.h"
-#include "task.h"
+#include "core/task_context.h"
 
 struct bytes_header {
     alignas(max_align_t) size_t len;

@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "process_worker.h"
-#include "clock.h"
-#include "spin.h"
-#include "task.h"
-#include "wire.h"
+#include "process/worker.h"
+#include "core/clock.h"
+#include "core/spin.h"
+#include "core/task_context.h"
+#include "process/wire.h"
 
 struct worker {
     int fd;

@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "future.h"
-#include "waiter.h"
+#include "core/future.h"
+#include "core/waiter.h"
 
 static bool raised(fut_future *f)
 {

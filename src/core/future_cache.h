@@ -2,7 +2,7 @@
 #ifndef FUT_FUTURE_CACHE_H
 #define FUT_FUTURE_CACHE_H
 
-#include "future.h"
+#include "core/future.h"
 
 /* A recycled, uninitialised future, or NULL (then the caller mallocs one). */
 fut_future *fut__future_cache_get(void);

@@ -21,9 +21,9 @@
 #include <stdbool.h>
 #include <sys/epoll.h>
 
-#include "future.h"
-#include "loop_handle.h"
-#include "timer_heap.h"
+#include "core/future.h"
+#include "loop/handle.h"
+#include "loop/timer_heap.h"
 
 #define FUT_LOOP_TS_TAG (1ULL << 63)   /* handles of the threadsafe table */
 #define FUT_READY_TS    (1U << 31)     /* a ready-queue entry naming a threadsafe slot */

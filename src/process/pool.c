@@ -41,13 +41,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "executor.h"
-#include "process_forkserver.h"
-#include "process_worker.h"
-#include "spin.h"
-#include "task.h"
-#include "wire.h"
+#include "core/clock.h"
+#include "core/executor.h"
+#include "process/fork_server.h"
+#include "process/worker.h"
+#include "core/spin.h"
+#include "core/task_context.h"
+#include "process/wire.h"
 
 
 struct worker {

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "executor.h"
-#include "future_cache.h"
+#include "core/executor.h"
+#include "core/future_cache.h"
 
 int fut__cpu_count(void)
 {

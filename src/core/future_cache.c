@@ -14,7 +14,7 @@
  */
 #include <stdlib.h>
 
-#include "future_cache.h"
+#include "core/future_cache.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CACHING 0            /* let the sanitizers see every free and every reuse */

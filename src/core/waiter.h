@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "futures.h"
 
 #define FUT_WAITER_AS_COMPLETED 100

@@ -1,7 +1,7 @@
 #include <stdlib.h>
 
-#include "future.h"
-#include "waiter.h"
+#include "core/future.h"
+#include "core/waiter.h"
 
 int fut__waiter_init(struct fut_waiter *w, int mode, size_t pending)
 {

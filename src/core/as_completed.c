@@ -5,8 +5,8 @@
  */
 #include <stdlib.h>
 
-#include "future.h"
-#include "waiter.h"
+#include "core/future.h"
+#include "core/waiter.h"
 
 struct fut_as_completed {
     struct fut_waiter waiter;      /* waiter.finished: links in completion order */

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "executor.h"
-#include "spin.h"
-#include "task.h"
+#include "core/executor.h"
+#include "core/spin.h"
+#include "core/task_context.h"
 
 #define DEFAULT_PREFIX "futures"
 

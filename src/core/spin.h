@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "future.h"
+#include "core/future.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define fut__cpu_relax() __builtin_ia32_pause()

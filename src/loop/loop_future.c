@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop.h"
+#include "loop/loop.h"
 
 static void cancel_source(fut_future *dest, void *unused);
 static void gather_cancel_children(fut_future *g, void *unused);

@@ -1,7 +1,7 @@
 /* The handle table: slots with generations, recycled through a LIFO free list. */
 #include <stdlib.h>
 
-#include "loop_handle.h"
+#include "loop/handle.h"
 
 #define GEN_LIMIT (1U << 31)
 

@@ -11,10 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "future.h"
-#include "future_cache.h"
-#include "spin.h"
-#include "waiter.h"
+#include "core/future.h"
+#include "core/future_cache.h"
+#include "core/spin.h"
+#include "core/waiter.h"
 
 /* ---- the future's lock ------------------------------------------------------------
  *

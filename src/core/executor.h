@@ -2,7 +2,7 @@
 #ifndef FUT_EXECUTOR_H
 #define FUT_EXECUTOR_H
 
-#include "future.h"
+#include "core/future.h"
 
 struct fut_executor_ops {
     /* Queue f (its fn/arg/arg_copy are set); on success the executor holds a reference

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "executor.h"
-#include "task.h"
+#include "core/clock.h"
+#include "core/executor.h"
+#include "core/task_context.h"
 
 struct chunk_request {
     fut_fn fn;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "process_worker.h"
+#include "process/worker.h"
 
 enum fut__fs_type {
     FUT_FS_SPAWN = 1,

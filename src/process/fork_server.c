@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "process_forkserver.h"
+#include "process/fork_server.h"
 
 struct fork_server {
     int sock;

@@ -1,7 +1,7 @@
 #include <sched.h>
 
-#include "clock.h"
-#include "spin.h"
+#include "core/clock.h"
+#include "core/spin.h"
 
 bool fut__spin_until(bool (*check)(void *arg), void *arg, double timeout)
 {

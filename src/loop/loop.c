@@ -27,9 +27,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "loop.h"
-#include "spin.h"
+#include "core/clock.h"
+#include "loop/loop.h"
+#include "core/spin.h"
 
 #define MAX_POLL_MS (86400 * 1000)     /* sleep at most a day at a time, as asyncio */
 #define COMPACT_MIN 64                 /* cancelled timers tolerated before compacting */

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "task.h"
+#include "core/task_context.h"
 
 static _Thread_local struct fut_task_outcome *current_task;
 

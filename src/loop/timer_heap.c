@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "futures.h"
-#include "timer_heap.h"
+#include "loop/timer_heap.h"
 
 static bool earlier(const struct fut_timer *a, const struct fut_timer *b)
 {

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "wire.h"
+#include "process/wire.h"
 
 static size_t staged(const struct fut__wire_in *in)
 {

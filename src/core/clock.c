@@ -1,6 +1,6 @@
 #include <math.h>
 
-#include "clock.h"
+#include "core/clock.h"
 
 double fut__now(void)
 {

@@ -1,0 +1,19 @@
+# src/core: futures, waiting, bytes, the task context, the executor interface and fut_map.
+# Knows no backend (see src/README.md for the include rule).
+lib_LTLIBRARIES = libfutures.la
+libfutures_la_SOURCES = \
+	src/core/as_completed.c \
+	src/core/bytes.c \
+	src/core/clock.c src/core/clock.h \
+	src/core/error.c \
+	src/core/executor.c src/core/executor.h \
+	src/core/future.c src/core/future.h \
+	src/core/future_cache.c src/core/future_cache.h \
+	src/core/map.c \
+	src/core/spin.c src/core/spin.h \
+	src/core/task_context.c src/core/task_context.h \
+	src/core/wait.c \
+	src/core/waiter.c src/core/waiter.h
+libfutures_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+libfutures_la_LDFLAGS = -version-info $(FUT_LT_VERSION) -export-symbols-regex '^fut_[a-z]'
+libfutures_la_LIBADD = -lm

@@ -1,0 +1,7 @@
+# src/loop: the event loop (loop, ready queue, timer heap, handles, loop futures).
+# Uses src/core and the executor interface.
+libfutures_la_SOURCES += \
+	src/loop/handle.c src/loop/handle.h \
+	src/loop/loop.c src/loop/loop.h \
+	src/loop/loop_future.c \
+	src/loop/timer_heap.c src/loop/timer_heap.h

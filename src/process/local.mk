@@ -1,0 +1,7 @@
+# src/process: the fork-based process pool (pool, dispatcher, fork server, workers, wire).
+# Uses src/core.
+libfutures_la_SOURCES += \
+	src/process/fork_server.c src/process/fork_server.h \
+	src/process/pool.c \
+	src/process/wire.c src/process/wire.h \
+	src/process/worker.c src/process/worker.h
