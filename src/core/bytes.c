@@ -64,7 +64,7 @@ static int shard_grow(struct registry_shard *s)
     s->slots = calloc(capacity, sizeof *s->slots);
     if (!s->slots) {
         s->slots = old;
-        return -1;
+        return FUT_ENOMEM;
     }
     s->capacity = capacity;
     s->tombstones = 0;
@@ -81,7 +81,7 @@ static int registry_add(void *p)
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     if ((s->count + s->tombstones + 1) * 2 > s->capacity && shard_grow(s) != 0) {
-        rc = -1;
+        rc = FUT_ENOMEM;
         goto out;
     }
     s->slots[find_slot(s, p)] = p;

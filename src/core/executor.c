@@ -35,7 +35,7 @@ int fut_executor_max_workers(const fut_executor *ex)
 
 static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f)
 {
-    f->fn = fn;
+    f->part.task.fn = fn;
     int rc = ex->ops->submit(ex, f);
     if (rc == 0)
         return f;
@@ -53,7 +53,8 @@ fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
     fut_future *f = fut__future_alloc();
     if (!f)
         return NULL;
-    f->arg = arg;
+    f->part_kind = FUT_PART_TASK;
+    f->part.task.arg = arg;
     return submit(ex, fn, f);
 }
 
@@ -66,15 +67,17 @@ fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t
     fut_future *f = fut__future_alloc();
     if (!f)
         return NULL;
+    f->part_kind = FUT_PART_TASK;
     if (len) {
-        if (!(f->arg_copy = malloc(len))) {
+        struct fut_task_part *task = &f->part.task;
+        if (!(task->arg = malloc(len))) {
             fut_future_unref(f);
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(f->arg_copy, arg, len);
-        f->arg_len = len;
-        f->arg = f->arg_copy;
+        memcpy(task->arg, arg, len);
+        task->arg_len = len;
+        task->arg_copied = true;
     }
     return submit(ex, fn, f);
 }

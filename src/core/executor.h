@@ -5,7 +5,7 @@
 #include "core/future.h"
 
 struct fut_executor_ops {
-    /* Queue f (its fn/arg/arg_copy are set); on success the executor holds a reference
+    /* Queue f (its task part is set); on success the executor holds a reference
      * until f is done. Returns 0, FUT_ESHUTDOWN, FUT_EBROKEN or FUT_ENOMEM. */
     int  (*submit)(fut_executor *ex, fut_future *f);
     int  (*shutdown)(fut_executor *ex, bool wait, bool cancel_futures);

@@ -75,12 +75,27 @@ fut_future *fut_future_ref(fut_future *f)
     return f;
 }
 
-static void free_callbacks(struct fut_callback_node *node)
+static void free_callbacks(struct fut_list *callbacks)
 {
-    while (node) {
-        struct fut_callback_node *next = node->next;
-        free(node);
-        node = next;
+    struct fut_list_node *n, *next;
+    fut_list_for_each_safe(n, next, callbacks)
+        free(fut_container_of(n, struct fut_callback_node, node));
+}
+
+/* Releases what the future's user kept in it. */
+static void release_part(fut_future *f)
+{
+    switch (f->part_kind) {
+    case FUT_PART_TASK:
+        if (f->part.task.arg_copied)
+            free(f->part.task.arg);
+        break;
+    case FUT_PART_LOOP:
+        fut_future_unref(f->part.loop.source);
+        free(f->part.loop.state);
+        break;
+    default:
+        break;
     }
 }
 
@@ -88,12 +103,11 @@ void fut_future_unref(fut_future *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free_callbacks(f->callbacks);  /* a future freed before it was done */
+    free_callbacks(&f->callbacks);  /* a future freed before it was done */
     free(f->message);
-    free(f->arg_copy);
     if (f->result_is_bytes)
         fut_bytes_free(f->result);
-    fut_future_unref(f->source);
+    release_part(f);
     if (f->dispatcher && f->dispatcher->release)
         f->dispatcher->release(f->dispatcher->context);
     fut__future_cache_put(f);
@@ -101,19 +115,19 @@ void fut_future_unref(fut_future *f)
 
 /* ---- state changes ------------------------------------------------------------------ */
 
-static void run_callbacks(fut_future *f, struct fut_callback_node *callbacks)
+static void run_callbacks(fut_future *f, struct fut_list callbacks)
 {
-    if (!callbacks)
+    if (fut_list_empty(&callbacks))
         return;
     if (f->dispatcher) {
         f->dispatcher->dispatch(f->dispatcher->context, f, callbacks);
         return;
     }
-    while (callbacks) {
-        struct fut_callback_node *next = callbacks->next;
-        callbacks->fn(f, callbacks->arg);
-        free(callbacks);
-        callbacks = next;
+    struct fut_list_node *n, *next;
+    fut_list_for_each_safe(n, next, &callbacks) {
+        struct fut_callback_node *cb = fut_container_of(n, struct fut_callback_node, node);
+        cb->fn(f, cb->arg);
+        free(cb);
     }
 }
 
@@ -132,8 +146,7 @@ static void complete_locked(fut_future *f, int state)
         fut__waiter_notify(link, raised);
     }
     f->waiters = NULL;
-    struct fut_callback_node *callbacks = f->callbacks;
-    f->callbacks = f->callbacks_tail = NULL;
+    struct fut_list callbacks = fut_list_take(&f->callbacks);
     future_unlock(f);
     run_callbacks(f, callbacks);
 }
@@ -244,7 +257,7 @@ static int wait_done(fut_future *f, double timeout)
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     struct fut_deadline deadline = fut__deadline_after(timeout);
-    if (fut__spin_until(fut__spin_check_future_done, f, timeout))
+    if (fut__spin_until(fut__future_is_done, f, timeout))
         return 0;
 
     struct fut_waiter waiter;
@@ -286,27 +299,35 @@ int fut_exception(fut_future *f, double timeout)
     return f ? wait_outcome(f, timeout) : FUT_EINVAL;
 }
 
-int fut_add_done_callback(fut_future *f, fut_done_fn cb, void *arg)
+int fut__future_add_callback(fut_future *f, fut_done_fn cb, void *arg, bool inline_always)
 {
-    if (!f || !cb)
-        return FUT_EINVAL;
     struct fut_callback_node *node = malloc(sizeof *node);
     if (!node)
         return FUT_ENOMEM;
-    *node = (struct fut_callback_node){ .fn = cb, .arg = arg };
+    *node = (struct fut_callback_node){ .fn = cb, .arg = arg, .inline_always = inline_always };
     future_lock(f);
     if (!fut__state_is_done(fut__future_state(f))) {
-        if (f->callbacks_tail)
-            f->callbacks_tail->next = node;
-        else
-            f->callbacks = node;
-        f->callbacks_tail = node;
+        fut_list_push_back(&f->callbacks, &node->node);
         future_unlock(f);
         return 0;
     }
     future_unlock(f);
-    run_callbacks(f, node);
+    struct fut_list one = { 0 };
+    fut_list_push_back(&one, &node->node);
+    run_callbacks(f, one);
     return 0;
+}
+
+int fut_add_done_callback(fut_future *f, fut_done_fn cb, void *arg)
+{
+    if (!f || !cb)
+        return FUT_EINVAL;
+    return fut__future_add_callback(f, cb, arg, false);
+}
+
+bool fut__future_is_done(void *f)
+{
+    return fut__state_is_done(fut__future_state(f));
 }
 
 /* ---- waiter hooks ------------------------------------------------------------------- */

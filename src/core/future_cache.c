@@ -8,9 +8,9 @@
  * page faults of the next batch then cost more than the tasks. The depot keeps up to
  * DEPOT_MAX chains for reuse and is trimmed to DEPOT_KEEP when an executor is freed.
  *
- * Inside the cache a dead future's `next` links a chain; a chain's head links the next
- * chain through `arg` and records its own length in `arg_len` (a thread that exits hands
- * over a last chain shorter than CHAIN).
+ * Inside the cache a dead future's cache part links a chain; a chain's head also links the
+ * next chain of the depot and records its own length (a thread that exits hands over a
+ * last chain shorter than CHAIN).
  */
 #include <stdlib.h>
 
@@ -42,13 +42,13 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
-static fut_future *depot;    /* chains of at most CHAIN futures, linked through arg */
+static fut_future *depot;    /* chains of at most CHAIN futures */
 static size_t depot_chains;
 
 static void free_chain(fut_future *chain)
 {
     while (chain) {
-        fut_future *next = chain->next;
+        fut_future *next = chain->part.cache.next;
         free(chain);
         chain = next;
     }
@@ -56,11 +56,11 @@ static void free_chain(fut_future *chain)
 
 static void depot_push(fut_future *chain, unsigned length)
 {
-    chain->arg_len = length;
+    chain->part.cache.length = length;
     pthread_mutex_lock(&depot_lock);
     bool kept = depot_chains < DEPOT_MAX;
     if (kept) {
-        chain->arg = depot;
+        chain->part.cache.next_chain = depot;
         depot = chain;
         depot_chains++;
     }
@@ -74,7 +74,7 @@ static fut_future *depot_pop(void)
     pthread_mutex_lock(&depot_lock);
     fut_future *chain = depot;
     if (chain) {
-        depot = chain->arg;
+        depot = chain->part.cache.next_chain;
         depot_chains--;
     }
     pthread_mutex_unlock(&depot_lock);
@@ -92,10 +92,10 @@ static void thread_exit(void *unused)
     while (chain) {
         fut_future *rest = chain;
         unsigned length = 1;
-        for (; length < CHAIN && rest->next; length++)
-            rest = rest->next;
-        fut_future *next_chain = rest->next;
-        rest->next = NULL;
+        for (; length < CHAIN && rest->part.cache.next; length++)
+            rest = rest->part.cache.next;
+        fut_future *next_chain = rest->part.cache.next;
+        rest->part.cache.next = NULL;
         depot_push(chain, length);
         chain = next_chain;
     }
@@ -125,10 +125,10 @@ fut_future *fut__future_cache_get(void)
         cache.head = depot_pop();
         if (!cache.head)
             return NULL;
-        cache.count = (unsigned)cache.head->arg_len;
+        cache.count = (unsigned)cache.head->part.cache.length;
     }
     fut_future *f = cache.head;
-    cache.head = f->next;
+    cache.head = f->part.cache.next;
     cache.count--;
     return f;
 }
@@ -140,16 +140,16 @@ void fut__future_cache_put(fut_future *f)
         return;
     }
     arm_thread_exit();
-    f->next = cache.head;
+    f->part.cache.next = cache.head;
     cache.head = f;
     if (++cache.count < 2 * CHAIN)
         return;
     /* full: keep the newest CHAIN, hand the older CHAIN to the depot */
     fut_future *last_kept = cache.head;
     for (unsigned i = 1; i < CHAIN; i++)
-        last_kept = last_kept->next;
-    fut_future *chain = last_kept->next;
-    last_kept->next = NULL;
+        last_kept = last_kept->part.cache.next;
+    fut_future *chain = last_kept->part.cache.next;
+    last_kept->part.cache.next = NULL;
     cache.count = CHAIN;
     depot_push(chain, CHAIN);
 }
@@ -160,14 +160,14 @@ void fut__future_cache_trim(void)
     fut_future *excess = NULL;
     while (depot_chains > DEPOT_KEEP) {
         fut_future *chain = depot;
-        depot = chain->arg;
+        depot = chain->part.cache.next_chain;
         depot_chains--;
-        chain->arg = excess;
+        chain->part.cache.next_chain = excess;
         excess = chain;
     }
     pthread_mutex_unlock(&depot_lock);
     while (excess) {
-        fut_future *next = excess->arg;
+        fut_future *next = excess->part.cache.next_chain;
         free_chain(excess);
         excess = next;
     }

@@ -28,8 +28,3 @@ bool fut__spin_until(bool (*check)(void *arg), void *arg, double timeout)
             return false;
     }
 }
-
-bool fut__spin_check_future_done(void *future)
-{
-    return fut__state_is_done(fut__future_state(future));
-}

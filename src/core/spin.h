@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 
-#include "core/future.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define fut__cpu_relax() __builtin_ia32_pause()
@@ -21,7 +20,5 @@
 /* Spins until check(arg) is true (returns true), or for at most
  * min(FUT_SPIN_SECONDS, timeout) (returns false). timeout < 0 means no limit of its own. */
 bool fut__spin_until(bool (*check)(void *arg), void *arg, double timeout);
-
-bool fut__spin_check_future_done(void *future);
 
 #endif

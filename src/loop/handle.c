@@ -22,17 +22,17 @@ static int add_chunk(struct fut_slot_table *t)
 {
     /* indexes stay below 2^31: the ready queue uses the top bit as the table's tag */
     if ((uint64_t)(t->n_chunks + 1) * FUT_SLOT_CHUNK >= GEN_LIMIT)
-        return -1;
+        return FUT_ENOMEM;
     if (t->n_chunks == t->chunks_cap) {
         uint32_t cap = t->chunks_cap ? t->chunks_cap * 2 : 16;
         struct fut_slot **chunks = realloc(t->chunks, cap * sizeof *chunks);
         if (!chunks)
-            return -1;
+            return FUT_ENOMEM;
         t->chunks = chunks;
         t->chunks_cap = cap;
     }
     if (!(t->chunks[t->n_chunks] = malloc(FUT_SLOT_CHUNK * sizeof(struct fut_slot))))
-        return -1;
+        return FUT_ENOMEM;
     t->n_chunks++;
     return 0;
 }
@@ -62,6 +62,7 @@ uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
     s->cb = cb;
     s->arg = arg;
     s->state = (uint8_t)state;
+    s->owned = false;
     *h = t->tag | (uint64_t)s->gen << 32 | i;
     return i;
 }

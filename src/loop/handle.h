@@ -12,6 +12,7 @@
 #ifndef FUT_LOOP_HANDLE_H
 #define FUT_LOOP_HANDLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "futures.h"
@@ -30,6 +31,8 @@ struct fut_slot {
     void *arg;
     uint32_t gen;                  /* generation of the last handle issued from this slot */
     uint8_t state;                 /* enum fut_slot_state */
+    bool owned;                    /* the library's own callback, whose argument owns
+                                      something: fut_loop_free runs it rather than drop it */
     uint32_t next_free;            /* FREE slots: the free list */
 };
 

@@ -122,35 +122,30 @@ static void ready_destroy(struct fut_ready *q)
 
 /* ---- scheduling --------------------------------------------------------------------- */
 
-fut_handle fut_loop_call_soon(fut_loop *loop, fut_callback cb, void *arg)
+static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
-    if (!loop || !cb) {
-        fail_handle(EINVAL, &h);
-        return h;
-    }
     uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, &h);
     if (i == FUT_SLOT_NONE) {
         fail_handle(ENOMEM, &h);
     } else if (ready_push(&loop->ready, i) != 0) {
         fut__slots_free(&loop->slots, i);
         fail_handle(ENOMEM, &h);
+    } else {
+        fut__slot(&loop->slots, i)->owned = owned;
     }
     return h;
 }
 
-fut_handle fut_loop_call_at(fut_loop *loop, double when, fut_callback cb, void *arg)
+static fut_handle call_at(fut_loop *loop, double when, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
-    if (!loop || !cb || isnan(when)) {
-        fail_handle(EINVAL, &h);
-        return h;
-    }
     uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_TIMER, &h);
     if (i == FUT_SLOT_NONE) {
         fail_handle(ENOMEM, &h);
         return h;
     }
+    fut__slot(&loop->slots, i)->owned = owned;
     struct fut_timer t = { .when = when, .seq = loop->timer_seq++, .slot = i };
     if (fut__timer_heap_push(&loop->timers, t) != 0) {
         fut__slots_free(&loop->slots, i);
@@ -159,13 +154,41 @@ fut_handle fut_loop_call_at(fut_loop *loop, double when, fut_callback cb, void *
     return h;
 }
 
+fut_handle fut_loop_call_soon(fut_loop *loop, fut_callback cb, void *arg)
+{
+    if (!loop || !cb) {
+        errno = EINVAL;
+        return 0;
+    }
+    return call_soon(loop, cb, arg, false);
+}
+
+fut_handle fut_loop_call_at(fut_loop *loop, double when, fut_callback cb, void *arg)
+{
+    if (!loop || !cb || isnan(when)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return call_at(loop, when, cb, arg, false);
+}
+
 fut_handle fut_loop_call_later(fut_loop *loop, double delay, fut_callback cb, void *arg)
 {
     if (!loop || !cb || isnan(delay)) {
         errno = EINVAL;
         return 0;
     }
-    return fut_loop_call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg);
+    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, false);
+}
+
+fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
+{
+    return call_soon(loop, cb, arg, true);
+}
+
+fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback cb, void *arg)
+{
+    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, true);
 }
 
 /* Wakes the loop out of epoll_wait. Called under core->lock, so the fd is still open. */
@@ -177,19 +200,20 @@ static void wake(fut_loop *loop)
         return;
 }
 
-static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, fut_handle *h)
+static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, bool owned, fut_handle *h)
 {
     if (loop->inbox_n == loop->inbox_cap) {
         size_t cap = loop->inbox_cap ? loop->inbox_cap * 2 : 256;
         uint32_t *v = realloc(loop->inbox, cap * sizeof *v);
         if (!v)
-            return ENOMEM;
+            return FUT_ENOMEM;
         loop->inbox = v;
         loop->inbox_cap = cap;
     }
     uint32_t i = fut__slots_alloc(&loop->ts_slots, cb, arg, FUT_SLOT_READY, h);
     if (i == FUT_SLOT_NONE)
-        return ENOMEM;
+        return FUT_ENOMEM;
+    fut__slot(&loop->ts_slots, i)->owned = owned;
     loop->inbox[loop->inbox_n++] = i;
     atomic_store(&loop->inbox_count, loop->inbox_n);
     if (atomic_load(&loop->sleeping))
@@ -197,16 +221,16 @@ static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, fut_handle *h)
     return 0;
 }
 
-fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg)
+fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
-    int err = ESHUTDOWN;
+    int rc = FUT_ESHUTDOWN;
     pthread_mutex_lock(&core->lock);
     if (core->loop)
-        err = inbox_push(core->loop, cb, arg, &h);
+        rc = inbox_push(core->loop, cb, arg, owned, &h);
     pthread_mutex_unlock(&core->lock);
-    if (err)
-        fail_handle(err, &h);
+    if (rc)
+        fail_handle(-rc, &h);
     return h;
 }
 
@@ -216,7 +240,7 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
         errno = EINVAL;
         return 0;
     }
-    return fut__loop_post(loop->core, cb, arg);
+    return fut__loop_post(loop->core, cb, arg, false);
 }
 
 /* Moves the inbox into the ready queue, in arrival order. */
@@ -685,7 +709,7 @@ fail:
 }
 
 /* Takes the next queued callback (ready queue, then heap) off the loop: false when none.
- * Its slot is freed; *cb is NULL when it was cancelled. */
+ * Its slot is freed; *cb is NULL when it was cancelled or is not the library's own. */
 static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
 {
     struct fut_slot_table *table = &loop->slots;
@@ -704,16 +728,17 @@ static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
     }
     struct fut_slot *s = fut__slot(table, i);
     bool live = s->state == FUT_SLOT_READY || s->state == FUT_SLOT_TIMER;
-    *cb = live ? s->cb : NULL;
+    *cb = live && s->owned ? s->cb : NULL;
     *arg = s->arg;
     fut__slots_free(table, i);
     return true;
 }
 
 /*
- * Drops every pending callback. Internal ones that own something are settled instead
- * (fut__loop_settle_dropped): that may complete futures, whose callbacks now run inline,
- * and which may schedule more: hence the loop until nothing is left.
+ * Drops every pending callback, except the library's own that own something (a
+ * reference, a callback list): those run, and see that the loop is gone. Running them may
+ * complete futures, whose callbacks now run inline, and which may schedule more: hence
+ * the loop until nothing is left.
  */
 static void drop_pending(fut_loop *loop)
 {
@@ -721,7 +746,7 @@ static void drop_pending(fut_loop *loop)
     void *arg;
     while (take_pending(loop, &cb, &arg))
         if (cb)
-            fut__loop_settle_dropped(cb, arg);
+            cb(arg);
 }
 
 void fut_loop_free(fut_loop *loop)

@@ -90,18 +90,21 @@ struct fut_loop {
 };
 
 /* loop.c */
-/* Queues cb(arg) from any thread; fails with errno ESHUTDOWN once the loop is freed. */
-fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg);
+/* Queues cb(arg) from any thread; fails with errno ESHUTDOWN once the loop is freed.
+ * `owned`: see fut__loop_call_soon_owned. */
+fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg, bool owned);
+/* call_soon and call_later for the library's own callbacks whose argument owns something
+ * (a reference, a callback list): fut_loop_free runs them instead of dropping them, and
+ * they must then behave (the loop is gone: fut__loop_core_is_current is false). */
+fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg);
+fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback cb, void *arg);
 /* True in the thread running the loop of `core`, while it runs. */
 bool fut__loop_core_is_current(const struct fut_loop_core *core);
 void fut__loop_core_release(struct fut_loop_core *core);
 
 /* loop_future.c */
-void fut__loop_dispatch(void *core, fut_future *f, struct fut_callback_node *callbacks);
+void fut__loop_dispatch(void *core, fut_future *f, struct fut_list callbacks);
 void fut__loop_dispatch_release(void *core);
-/* fut_loop_free hands each pending callback it drops to this: internal ones whose argument
- * owns something are settled (run, or their future cancelled); returns false for others. */
-bool fut__loop_settle_dropped(fut_callback cb, void *arg);
 /* A loop future sharing f's outcome (f itself when it is one of this loop's). */
 fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f);
 /* run_until_complete's done callback: stops the loop if f is the future it waits for. */

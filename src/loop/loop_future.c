@@ -9,21 +9,18 @@
  * no loop to run them on, and they run inline as a plain future's would: every callback
  * runs exactly once, whatever happens to the loop.
  *
- * Two internal callbacks are the exception and always run inline, in the thread that
- * completes the future: propagating a cancellation to the source of a bridge, and to the
- * children of a gather. fut_cancel is thread-safe, and cancelling at once (as asyncio's
- * gather does) keeps a task that has not started from starting.
+ * The library's own callbacks that propagate a cancellation (to the source of a bridge,
+ * to the children of a gather) are the exception: they are added inline_always and run in
+ * the thread that completes the future. fut_cancel is thread-safe, and cancelling at once
+ * (as asyncio's gather does) keeps a task that has not started from starting.
  *
- * Per-future state (a sleep's result, a gather's children) lives in the future's
- * arg_copy, which the future frees with itself; loop futures run no task of their own.
+ * Per-future state (a bridge's source, a sleep's result, a gather's children) lives in
+ * the future's loop part, which the future releases with itself.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "loop/loop.h"
-
-static void cancel_source(fut_future *dest, void *unused);
-static void gather_cancel_children(fut_future *g, void *unused);
 
 static struct fut_loop_core *core_of(fut_future *f)
 {
@@ -41,60 +38,51 @@ static fut_loop *loop_here(struct fut_loop_core *core)
 
 struct done_call {
     fut_future *f;                     /* a reference, until the callbacks have run */
-    struct fut_callback_node *callbacks;
+    struct fut_list callbacks;
 };
 
-static void run_callbacks(fut_future *f, struct fut_callback_node *node)
+/* Runs the callbacks of `list` (all of them, or only the inline_always ones), freeing
+ * each one it runs; what it does not run stays in `list`, in order. */
+static void run_callbacks(fut_future *f, struct fut_list *list, bool inline_only)
 {
-    while (node) {
-        struct fut_callback_node *next = node->next;
-        node->fn(f, node->arg);
-        free(node);
-        node = next;
+    struct fut_list rest = { 0 };
+    struct fut_list_node *n, *next;
+    fut_list_for_each_safe(n, next, list) {
+        struct fut_callback_node *cb = fut_container_of(n, struct fut_callback_node, node);
+        if (inline_only && !cb->inline_always) {
+            fut_list_push_back(&rest, n);
+            continue;
+        }
+        cb->fn(f, cb->arg);
+        free(cb);
     }
+    *list = rest;
 }
 
+/* Owned: runs on the loop, or inline once the loop is gone; either way exactly once. */
 static void run_done_call(void *arg)
 {
     struct done_call *dc = arg;
-    run_callbacks(dc->f, dc->callbacks);
+    run_callbacks(dc->f, &dc->callbacks, false);
     fut_future_unref(dc->f);
     free(dc);
 }
 
-/* Runs the internal cancellation callbacks now; returns the rest, in order. */
-static struct fut_callback_node *run_inline_ones(fut_future *f, struct fut_callback_node *list)
-{
-    struct fut_callback_node *rest = NULL, **tail = &rest;
-    while (list) {
-        struct fut_callback_node *next = list->next;
-        if (list->fn == cancel_source || list->fn == gather_cancel_children) {
-            list->fn(f, list->arg);
-            free(list);
-        } else {
-            *tail = list;
-            tail = &list->next;
-        }
-        list = next;
-    }
-    *tail = NULL;
-    return rest;
-}
-
-void fut__loop_dispatch(void *context, fut_future *f, struct fut_callback_node *callbacks)
+void fut__loop_dispatch(void *context, fut_future *f, struct fut_list callbacks)
 {
     struct fut_loop_core *core = context;
-    if (!(callbacks = run_inline_ones(f, callbacks)))
+    run_callbacks(f, &callbacks, true);
+    if (fut_list_empty(&callbacks))
         return;
     struct done_call *dc = malloc(sizeof *dc);
     if (!dc) {
-        run_callbacks(f, callbacks);  /* out of memory: late on the loop is not possible */
+        run_callbacks(f, &callbacks, false);  /* out of memory: late on the loop is not possible */
         return;
     }
     *dc = (struct done_call){ fut_future_ref(f), callbacks };
     fut_loop *loop = loop_here(core);
-    fut_handle h = loop ? fut_loop_call_soon(loop, run_done_call, dc)
-                        : fut__loop_post(core, run_done_call, dc);
+    fut_handle h = loop ? fut__loop_call_soon_owned(loop, run_done_call, dc)
+                        : fut__loop_post(core, run_done_call, dc, true);
     if (h == 0)
         run_done_call(dc);  /* the loop is gone */
 }
@@ -111,6 +99,7 @@ static fut_future *new_loop_future(struct fut_loop_core *core)
         return NULL;
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
     f->dispatcher = &core->dispatcher;
+    f->part_kind = FUT_PART_LOOP;
     return f;
 }
 
@@ -129,7 +118,7 @@ fut_future *fut_loop_create_future(fut_loop *loop)
  * which dest keeps alive: one buffer, valid as long as either future. */
 static void copy_outcome(fut_future *dest)
 {
-    fut_future *src = dest->source;
+    fut_future *src = dest->part.loop.source;
     if (fut__future_state(src) == FUT_STATE_CANCELLED) {
         fut_cancel(dest);
     } else if (src->exception) {
@@ -140,7 +129,7 @@ static void copy_outcome(fut_future *dest)
     }
 }
 
-/* On the loop thread; inline once the loop is gone (or settled by fut_loop_free). */
+/* Owned: on the loop thread, or inline once the loop is gone. */
 static void bridge_complete(void *arg)
 {
     fut_future *dest = arg;
@@ -156,9 +145,9 @@ static void on_source_done(fut_future *src, void *arg)
     struct fut_loop_core *core = core_of(dest);
     fut_loop *loop = loop_here(core);
     if (loop) {
-        if (!fut_loop_call_soon(loop, bridge_complete, dest))
+        if (!fut__loop_call_soon_owned(loop, bridge_complete, dest))
             bridge_complete(dest);  /* out of memory: complete it now */
-    } else if (!fut__loop_post(core, bridge_complete, dest)) {
+    } else if (!fut__loop_post(core, bridge_complete, dest, true)) {
         bridge_complete(dest);    /* the loop is gone */
     }
 }
@@ -167,7 +156,7 @@ static void on_source_done(fut_future *src, void *arg)
 static void cancel_source(fut_future *dest, void *unused)
 {
     if (fut_cancelled(dest))
-        fut_cancel(dest->source);
+        fut_cancel(dest->part.loop.source);
 }
 
 fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f)
@@ -177,8 +166,8 @@ fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f)
     fut_future *dest = new_loop_future(loop->core);
     if (!dest)
         return NULL;
-    dest->source = fut_future_ref(f);
-    int rc = fut_add_done_callback(dest, cancel_source, NULL);
+    dest->part.loop.source = fut_future_ref(f);
+    int rc = fut__future_add_callback(dest, cancel_source, NULL, true);
     if (rc)
         goto fail;
     fut_future_ref(dest);  /* the bridge's, until the outcome is copied */
@@ -267,18 +256,23 @@ struct sleep_state {
     fut_handle timer;                  /* owns a reference to the future until it fires */
 };
 
+/* Owned: the timer holds a reference. Run by fut_loop_free, when the timer can never
+ * fire, it cancels the sleep instead. */
 static void sleep_fire(void *arg)
 {
     fut_future *f = arg;
-    struct sleep_state *s = f->arg_copy;
-    fut_set_result(f, s->result);  /* FUT_ESTATE if cancelled meanwhile: nothing to do */
+    struct sleep_state *s = f->part.loop.state;
+    if (loop_here(core_of(f)))
+        fut_set_result(f, s->result);  /* FUT_ESTATE if cancelled meanwhile: nothing to do */
+    else
+        fut_cancel(f);
     fut_future_unref(f);
 }
 
 /* On the loop thread; elsewhere the loop is gone and fut_loop_free settled the timer. */
 static void sleep_done(fut_future *f, void *unused)
 {
-    struct sleep_state *s = f->arg_copy;
+    struct sleep_state *s = f->part.loop.state;
     fut_loop *loop = loop_here(core_of(f));
     if (loop && fut_cancelled(f) && fut_loop_cancel(loop, s->timer) == 0)
         fut_future_unref(f);  /* the timer's reference */
@@ -296,15 +290,15 @@ fut_future *fut_loop_sleep(fut_loop *loop, double delay, void *result)
     struct sleep_state *s = malloc(sizeof *s);
     if (!s || fut_add_done_callback(f, sleep_done, NULL) != 0)
         goto nomem;
-    f->arg_copy = s;
+    f->part.loop.state = s;
     s->result = result;
-    if (!(s->timer = fut_loop_call_later(loop, delay, sleep_fire, fut_future_ref(f)))) {
+    if (!(s->timer = fut__loop_call_later_owned(loop, delay, sleep_fire, fut_future_ref(f)))) {
         fut_future_unref(f);
         goto nomem;
     }
     return f;
 nomem:
-    if (!f->arg_copy)
+    if (!f->part.loop.state)
         free(s);
     fut_future_unref(f);
     errno = ENOMEM;
@@ -362,7 +356,7 @@ static void gather_finish(fut_future *g, struct gather_state *st)
 
 static void gather_count(fut_future *g)
 {
-    struct gather_state *st = g->arg_copy;
+    struct gather_state *st = g->part.loop.state;
     if (atomic_fetch_add(&st->n_done, 1) + 1 == st->n) {
         gather_finish(g, st);  /* FUT_ESTATE if the gather was cancelled: fine */
         gather_put(st);
@@ -379,7 +373,7 @@ static void gather_child_done(fut_future *child, void *arg)
 /* g's done callback, run inline: cancelling the gather cancels the children. */
 static void gather_cancel_children(fut_future *g, void *unused)
 {
-    struct gather_state *st = g->arg_copy;
+    struct gather_state *st = g->part.loop.state;
     if (!fut_cancelled(g) || !gather_hold(st))
         return;
     for (size_t i = 0; i < st->n; i++)
@@ -415,12 +409,12 @@ fut_future *fut_loop_gather(fut_loop *loop, fut_future *const *fs, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    g->arg_copy = st;
+    g->part.loop.state = st;
     st->n = n;
     atomic_init(&st->holders, 1);
     int rc = gather_wrap_children(loop, st, fs);
     if (rc == 0 && n > 0)
-        rc = fut_add_done_callback(g, gather_cancel_children, NULL);
+        rc = fut__future_add_callback(g, gather_cancel_children, NULL, true);
     if (rc) {
         gather_put(st);
         fut_future_unref(g);
@@ -435,19 +429,4 @@ fut_future *fut_loop_gather(fut_loop *loop, fut_future *const *fs, size_t n)
             gather_child_done(st->children[i], g);  /* count it, to release the rest */
         }
     return g;
-}
-
-/* ---- fut_loop_free ------------------------------------------------------------------ */
-
-bool fut__loop_settle_dropped(fut_callback cb, void *arg)
-{
-    if (cb == run_done_call || cb == bridge_complete) {
-        cb(arg);  /* done callbacks run exactly once; a bridge owns a reference */
-    } else if (cb == sleep_fire) {
-        fut_cancel(arg);  /* its timer can never fire now */
-        fut_future_unref(arg);
-    } else {
-        return false;
-    }
-    return true;
 }

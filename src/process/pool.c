@@ -77,7 +77,7 @@ struct process_pool {
     double task_timeout;
 
     pthread_mutex_t lock;          /* queue, queue_len, flags below */
-    fut_future *queue_head, *queue_tail;
+    struct fut_list queue;         /* of futures, through their task part */
     size_t queue_len;
     size_t queue_left;             /* queue_len when schedule() last looked (see finished) */
     bool shutdown;
@@ -109,28 +109,17 @@ static char tag_wake, tag_fs;
 
 static void queue_push_locked(struct process_pool *pool, fut_future *f, bool front)
 {
-    f->next = NULL;
-    if (front) {
-        f->next = pool->queue_head;
-        pool->queue_head = f;
-        if (!pool->queue_tail)
-            pool->queue_tail = f;
-    } else {
-        if (pool->queue_tail)
-            pool->queue_tail->next = f;
-        else
-            pool->queue_head = f;
-        pool->queue_tail = f;
-    }
+    if (front)
+        fut_list_push_front(&pool->queue, &f->part.task.node);
+    else
+        fut_list_push_back(&pool->queue, &f->part.task.node);
     pool->queue_len++;
 }
 
-static fut_future *queue_take_all_locked(struct process_pool *pool)
+static struct fut_list queue_take_all_locked(struct process_pool *pool)
 {
-    fut_future *all = pool->queue_head;
-    pool->queue_head = pool->queue_tail = NULL;
     pool->queue_len = 0;
-    return all;
+    return fut_list_take(&pool->queue);
 }
 
 /* The next task to hand out, already RUNNING; NULL when the queue is empty. */
@@ -138,16 +127,13 @@ static fut_future *queue_pop(struct process_pool *pool)
 {
     for (;;) {
         pthread_mutex_lock(&pool->lock);
-        fut_future *f = pool->queue_head;
-        if (f) {
-            pool->queue_head = f->next;
-            if (!pool->queue_head)
-                pool->queue_tail = NULL;
+        struct fut_list_node *node = fut_list_pop_front(&pool->queue);
+        if (node)
             pool->queue_len--;
-        }
         pool->queue_left = pool->queue_len;
         pthread_mutex_unlock(&pool->lock);
-        if (!f || f->requeued || fut_set_running_or_notify_cancel(f) == 1)
+        fut_future *f = node ? fut__task_of(node) : NULL;
+        if (!f || f->part.task.requeued || fut_set_running_or_notify_cancel(f) == 1)
             return f;
         fut_future_unref(f);  /* cancelled while pending */
     }
@@ -157,19 +143,17 @@ static void fail_future(fut_future *f, int code, const char *message)
 {
     if (!f)
         return;
-    if (!f->requeued && fut__future_state(f) == FUT_STATE_PENDING)
+    if (!f->part.task.requeued && fut__future_state(f) == FUT_STATE_PENDING)
         fut_set_running_or_notify_cancel(f);
     fut_set_exception(f, code, message);
     fut_future_unref(f);
 }
 
-static void fail_list(fut_future *list, int code, const char *message)
+static void fail_list(struct fut_list list, int code, const char *message)
 {
-    while (list) {
-        fut_future *next = list->next;
-        fail_future(list, code, message);
-        list = next;
-    }
+    struct fut_list_node *node, *next;
+    fut_list_for_each_safe(node, next, &list)
+        fail_future(fut__task_of(node), code, message);
 }
 
 static void wake_dispatcher(struct process_pool *pool)
@@ -188,7 +172,7 @@ static void break_pool(struct process_pool *pool, const char *message)
     pthread_mutex_lock(&pool->lock);
     bool already = pool->broken;
     pool->broken = true;
-    fut_future *queued = queue_take_all_locked(pool);
+    struct fut_list queued = queue_take_all_locked(pool);
     pool->queue_left = 0;  /* schedule() no longer runs: nothing is left for it */
     pthread_mutex_unlock(&pool->lock);
     if (!already)
@@ -267,14 +251,14 @@ static void flush_worker(struct process_pool *pool, struct worker *w)
         if (!w->out.busy) {
             if (w->n_sent >= w->n_slots)
                 break;
-            fut_future *f = w->slots[w->n_sent++];
+            const struct fut_task_part *task = &w->slots[w->n_sent++]->part.task;
             struct fut__wire_header h = {
                 .type = FUT_WIRE_TASK,
-                .len = f->arg_copy ? f->arg_len : 0,
-                .a = (uint64_t)(uintptr_t)f->fn,
-                .b = (uint64_t)(uintptr_t)f->arg,
+                .len = task->arg_copied ? task->arg_len : 0,
+                .a = (uint64_t)(uintptr_t)task->fn,
+                .b = (uint64_t)(uintptr_t)task->arg,
             };
-            fut__wire_out_start(&w->out, &h, f->arg_copy);
+            fut__wire_out_start(&w->out, &h, task->arg_copied ? task->arg : NULL);
         }
         int rc = fut__wire_out_flush(w->fd, &w->out);
         if (rc == 0)
@@ -462,7 +446,7 @@ static void worker_exited(struct process_pool *pool, struct worker *w, int statu
         if (i == 0 && w->head_started) {
             fail_future(f, FUT_EBROKEN, message);
         } else {
-            f->requeued = true;
+            f->part.task.requeued = true;
             requeue[n_requeue++] = f;
         }
     }
@@ -504,7 +488,7 @@ static void spawn_failed(struct process_pool *pool, int err)
     char message[160];
     snprintf(message, sizeof message, "could not start a worker process: %s", strerror(err));
     pthread_mutex_lock(&pool->lock);
-    fut_future *queued = queue_take_all_locked(pool);
+    struct fut_list queued = queue_take_all_locked(pool);
     pthread_mutex_unlock(&pool->lock);
     fail_list(queued, -err, message);
 }
@@ -847,19 +831,21 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     struct process_pool *pool = (struct process_pool *)ex;
     pthread_mutex_lock(&pool->lock);
     pool->shutdown = true;
-    fut_future *cancelled = cancel_futures ? queue_take_all_locked(pool) : NULL;
+    struct fut_list cancelled = { 0 };
+    if (cancel_futures)
+        cancelled = queue_take_all_locked(pool);
     pthread_mutex_unlock(&pool->lock);
-    while (cancelled) {
-        fut_future *next = cancelled->next;
-        if (cancelled->requeued) {
+    struct fut_list_node *node, *next;
+    fut_list_for_each_safe(node, next, &cancelled) {
+        fut_future *f = fut__task_of(node);
+        if (f->part.task.requeued) {
             /* handed to a worker once already: it is running, not pending */
-            fut_set_exception(cancelled, FUT_ECANCELLED, "cancelled by shutdown before it started");
+            fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started");
         } else {
-            fut_cancel(cancelled);
-            fut_set_running_or_notify_cancel(cancelled);
+            fut_cancel(f);
+            fut_set_running_or_notify_cancel(f);
         }
-        fut_future_unref(cancelled);
-        cancelled = next;
+        fut_future_unref(f);
     }
     wake_dispatcher(pool);
     if (wait)

@@ -39,14 +39,14 @@ struct thread_pool {
     atomic_int n_threads;
 
     /* written by submitters */
-    _Alignas(CACHE_LINE) _Atomic(fut_future *) incoming;   /* submitted, newest first */
+    _Alignas(CACHE_LINE) _Atomic(struct fut_list_node *) incoming;  /* submitted, newest first */
     atomic_size_t pending;            /* queued tasks no worker has taken yet */
     atomic_int active_submits;        /* submits between their shutdown check and push */
 
     /* written by workers */
     _Alignas(CACHE_LINE) atomic_int idle;   /* workers not holding a task */
     pthread_mutex_t queue_lock;       /* the workers' FIFO */
-    fut_future *queue_head, *queue_tail;
+    struct fut_list queue;            /* of futures, through their task part */
 
     /* the slow paths: parking, starting and joining threads */
     _Alignas(CACHE_LINE) pthread_mutex_t park_lock;
@@ -67,62 +67,55 @@ struct worker_start {
 
 /* ---- the queue ---------------------------------------------------------------------- */
 
+/* A Treiber stack through the futures' queue nodes: submitters never take a lock. */
 static void push_incoming(struct thread_pool *pool, fut_future *f)
 {
-    fut_future *head = atomic_load_explicit(&pool->incoming, memory_order_relaxed);
+    struct fut_list_node *node = &f->part.task.node;
+    struct fut_list_node *head = atomic_load_explicit(&pool->incoming, memory_order_relaxed);
     do {
-        f->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&pool->incoming, &head, f,
+        node->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->incoming, &head, node,
                                                     memory_order_release, memory_order_relaxed));
 }
 
 /* Moves the incoming stack onto the FIFO, oldest first. Called under queue_lock. */
 static void drain_incoming_locked(struct thread_pool *pool)
 {
-    fut_future *stack = atomic_exchange_explicit(&pool->incoming, NULL, memory_order_acquire);
-    fut_future *reversed = NULL, *last = stack;
+    struct fut_list_node *stack = atomic_exchange_explicit(&pool->incoming, NULL,
+                                                           memory_order_acquire);
+    struct fut_list oldest_first = { NULL, stack };
     while (stack) {
-        fut_future *next = stack->next;
-        stack->next = reversed;
-        reversed = stack;
+        struct fut_list_node *next = stack->next;
+        stack->next = oldest_first.head;
+        oldest_first.head = stack;
         stack = next;
     }
-    if (!reversed)
-        return;
-    if (pool->queue_tail)
-        pool->queue_tail->next = reversed;
-    else
-        pool->queue_head = reversed;
-    pool->queue_tail = last;
+    fut_list_splice_back(&pool->queue, &oldest_first);
 }
 
 static fut_future *pop_task(struct thread_pool *pool)
 {
     pthread_mutex_lock(&pool->queue_lock);
-    if (!pool->queue_head)
+    if (fut_list_empty(&pool->queue))
         drain_incoming_locked(pool);
-    fut_future *f = pool->queue_head;
-    if (f) {
-        pool->queue_head = f->next;
-        if (!pool->queue_head)
-            pool->queue_tail = NULL;
+    struct fut_list_node *node = fut_list_pop_front(&pool->queue);
+    if (node) {
         atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->queue_lock);
-    return f;
+    return node ? fut__task_of(node) : NULL;
 }
 
 /* Takes every queued task off the queue, in FIFO order. */
-static fut_future *take_all_tasks(struct thread_pool *pool)
+static struct fut_list take_all_tasks(struct thread_pool *pool)
 {
     pthread_mutex_lock(&pool->queue_lock);
     drain_incoming_locked(pool);
-    fut_future *all = pool->queue_head;
+    struct fut_list all = fut_list_take(&pool->queue);
     size_t n = 0;
-    for (fut_future *f = all; f; f = f->next)
+    for (struct fut_list_node *node = all.head; node; node = node->next)
         n++;
-    pool->queue_head = pool->queue_tail = NULL;
     atomic_fetch_sub_explicit(&pool->pending, n, memory_order_relaxed);
     pthread_mutex_unlock(&pool->queue_lock);
     return all;
@@ -217,7 +210,7 @@ static void run_task(struct thread_pool *pool, fut_future *f)
 {
     if (fut_set_running_or_notify_cancel(f) == 1) {
         struct fut_task_outcome out;
-        fut__task_call(f->fn, f->arg, &out);
+        fut__task_call(f->part.task.fn, f->part.task.arg, &out);
         /* idle again before the result is published, so that a submit made by whoever
          * waited on this result reuses this worker instead of starting another */
         atomic_fetch_add(&pool->idle, 1);
@@ -228,14 +221,14 @@ static void run_task(struct thread_pool *pool, fut_future *f)
     fut_future_unref(f);  /* the executor's reference */
 }
 
-static void fail_all(fut_future *list, int code, const char *message)
+static void fail_all(struct fut_list list, int code, const char *message)
 {
-    while (list) {
-        fut_future *next = list->next;
-        if (fut_set_running_or_notify_cancel(list) == 1)
-            fut_set_exception(list, code, message);
-        fut_future_unref(list);
-        list = next;
+    struct fut_list_node *node, *next;
+    fut_list_for_each_safe(node, next, &list) {
+        fut_future *f = fut__task_of(node);
+        if (fut_set_running_or_notify_cancel(f) == 1)
+            fut_set_exception(f, code, message);
+        fut_future_unref(f);
     }
 }
 
@@ -359,13 +352,13 @@ static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures
     /* after this no submit can push: the queue only shrinks */
     wait_for_submitters(pool);
     if (cancel_futures) {
-        fut_future *list = take_all_tasks(pool);
-        while (list) {
-            fut_future *next = list->next;
-            fut_cancel(list);
-            fut_set_running_or_notify_cancel(list);
-            fut_future_unref(list);
-            list = next;
+        struct fut_list list = take_all_tasks(pool);
+        struct fut_list_node *node, *next;
+        fut_list_for_each_safe(node, next, &list) {
+            fut_future *f = fut__task_of(node);
+            fut_cancel(f);
+            fut_set_running_or_notify_cancel(f);
+            fut_future_unref(f);
         }
     }
     wake_all_for_close(pool);
