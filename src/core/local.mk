@@ -10,6 +10,7 @@ libfutures_la_SOURCES = \
 	src/core/future.c src/core/future.h \
 	src/core/future_cache.c src/core/future_cache.h \
 	src/core/map.c \
+	src/core/poller.c src/core/poller.h \
 	src/core/spin.c src/core/spin.h \
 	src/core/task_context.c src/core/task_context.h \
 	src/core/wait.c \

@@ -23,7 +23,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -366,9 +365,9 @@ static int poll_io(fut_loop *loop, int timeout)
     } else if (loop->n_watched == 0) {
         return 0;  /* nothing to poll and no time to wait: skip the system call */
     }
-    int n = epoll_wait(loop->epfd, loop->events, FUT_LOOP_EVENTS, timeout);
+    int n = fut__poller_wait(&loop->poller, loop->events, timeout);
     atomic_store(&loop->sleeping, false);
-    return n < 0 ? 0 : n;  /* EINTR: an empty iteration */
+    return n;  /* 0 on EINTR: an empty iteration */
 }
 
 static void move_due_timers(fut_loop *loop)
@@ -421,19 +420,19 @@ static void run_entry(fut_loop *loop, uint32_t entry)
 static void run_io_events(fut_loop *loop, int n)
 {
     for (int k = 0; k < n; k++) {
-        int fd = loop->events[k].data.fd;
-        uint32_t ev = loop->events[k].events;
+        int fd = loop->events[k].fd;
+        unsigned ev = loop->events[k].mask;
         if (fd == loop->wake_fd) {
             uint64_t count;  /* resets the eventfd; EAGAIN (already reset) is fine */
             ssize_t unused = read(fd, &count, sizeof count);
             (void)unused;
             continue;
         }
-        if ((ev & ~(uint32_t)EPOLLOUT) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].events & EPOLLIN))
+        if ((ev & FUT_POLL_READABLE) && (size_t)fd < loop->n_io &&
+            (loop->io[fd].mask & FUT_POLL_READABLE))
             loop->io[fd].read_cb(loop->io[fd].read_arg);
-        if ((ev & ~(uint32_t)EPOLLIN) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].events & EPOLLOUT))
+        if ((ev & FUT_POLL_WRITABLE) && (size_t)fd < loop->n_io &&
+            (loop->io[fd].mask & FUT_POLL_WRITABLE))
             loop->io[fd].write_cb(loop->io[fd].write_arg);
     }
 }
@@ -557,39 +556,29 @@ static int io_reserve(fut_loop *loop, int fd)
     return 0;
 }
 
-/* Registers `events` for fd with epoll (0: unregisters). An fd closed while registered
- * left epoll by itself, so a stale registration is re-added and a failed removal ignored. */
-static int io_update(fut_loop *loop, int fd, uint32_t events)
+/* Watches fd for `mask` (0: stops watching it). */
+static int io_update(fut_loop *loop, int fd, unsigned mask)
 {
     struct fut_io *io = &loop->io[fd];
-    struct epoll_event ev = { .events = events, .data.fd = fd };
-    if (events == 0) {
-        epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, &ev);
-        loop->n_watched--;
-    } else if (io->events == 0) {
-        if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
-            (errno != EEXIST || epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0))
-            return -errno;
-        loop->n_watched++;
-    } else if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-        if (errno != ENOENT || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-            return -errno;
-    }
-    io->events = events;
+    int rc = fut__poller_set(&loop->poller, fd, io->mask, mask);
+    if (rc)
+        return rc;
+    loop->n_watched += (mask != 0) - (io->mask != 0);
+    io->mask = mask;
     return 0;
 }
 
-static int add_watch(fut_loop *loop, int fd, uint32_t dir, fut_callback cb, void *arg)
+static int add_watch(fut_loop *loop, int fd, unsigned dir, fut_callback cb, void *arg)
 {
-    if (!loop || !cb || fd < 0 || fd == loop->epfd || fd == loop->wake_fd)
+    if (!loop || !cb || fd < 0 || fd == loop->poller.epfd || fd == loop->wake_fd)
         return FUT_EINVAL;
     int rc = io_reserve(loop, fd);
     if (rc)
         return rc;
     struct fut_io *io = &loop->io[fd];
-    if (!(io->events & dir) && (rc = io_update(loop, fd, io->events | dir)) != 0)
+    if (!(io->mask & dir) && (rc = io_update(loop, fd, io->mask | dir)) != 0)
         return rc;
-    if (dir == EPOLLIN) {
+    if (dir == FUT_POLL_READABLE) {
         io->read_cb = cb;
         io->read_arg = arg;
     } else {
@@ -599,16 +588,16 @@ static int add_watch(fut_loop *loop, int fd, uint32_t dir, fut_callback cb, void
     return 0;
 }
 
-static int remove_watch(fut_loop *loop, int fd, uint32_t dir)
+static int remove_watch(fut_loop *loop, int fd, unsigned dir)
 {
     if (!loop || fd < 0)
         return FUT_EINVAL;
-    if ((size_t)fd >= loop->n_io || !(loop->io[fd].events & dir))
+    if ((size_t)fd >= loop->n_io || !(loop->io[fd].mask & dir))
         return FUT_ENOENT;
     struct fut_io *io = &loop->io[fd];
-    if (io_update(loop, fd, io->events & ~dir) != 0)
-        io->events &= ~dir;  /* the fd is gone (closed): forget it all the same */
-    if (dir == EPOLLIN)
+    if (io_update(loop, fd, io->mask & ~dir) != 0)
+        io->mask &= ~dir;  /* the fd is gone (closed): forget it all the same */
+    if (dir == FUT_POLL_READABLE)
         io->read_cb = NULL;
     else
         io->write_cb = NULL;
@@ -617,22 +606,22 @@ static int remove_watch(fut_loop *loop, int fd, uint32_t dir)
 
 int fut_loop_add_reader(fut_loop *loop, int fd, fut_callback cb, void *arg)
 {
-    return add_watch(loop, fd, EPOLLIN, cb, arg);
+    return add_watch(loop, fd, FUT_POLL_READABLE, cb, arg);
 }
 
 int fut_loop_remove_reader(fut_loop *loop, int fd)
 {
-    return remove_watch(loop, fd, EPOLLIN);
+    return remove_watch(loop, fd, FUT_POLL_READABLE);
 }
 
 int fut_loop_add_writer(fut_loop *loop, int fd, fut_callback cb, void *arg)
 {
-    return add_watch(loop, fd, EPOLLOUT, cb, arg);
+    return add_watch(loop, fd, FUT_POLL_WRITABLE, cb, arg);
 }
 
 int fut_loop_remove_writer(fut_loop *loop, int fd)
 {
-    return remove_watch(loop, fd, EPOLLOUT);
+    return remove_watch(loop, fd, FUT_POLL_WRITABLE);
 }
 
 /* ---- creating and freeing ----------------------------------------------------------- */
@@ -663,22 +652,18 @@ void fut__loop_core_release(struct fut_loop_core *core)
 
 static int open_fds(fut_loop *loop)
 {
-    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epfd < 0)
-        return -errno;
+    int rc = fut__poller_open(&loop->poller, FUT_LOOP_EVENTS);
+    if (rc)
+        return rc;
     loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop->wake_fd < 0)
         return -errno;
-    struct epoll_event ev = { .events = EPOLLIN, .data.fd = loop->wake_fd };
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake_fd, &ev) != 0)
-        return -errno;
-    return 0;
+    return fut__poller_set(&loop->poller, loop->wake_fd, 0, FUT_POLL_READABLE);
 }
 
 static void close_fds(fut_loop *loop)
 {
-    if (loop->epfd >= 0)
-        close(loop->epfd);
+    fut__poller_close(&loop->poller);
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
 }
@@ -690,7 +675,7 @@ fut_loop *fut_loop_new(void)
         errno = ENOMEM;
         return NULL;
     }
-    loop->epfd = loop->wake_fd = -1;
+    loop->poller.epfd = loop->wake_fd = -1;
     fut__slots_init(&loop->slots, 0);
     fut__slots_init(&loop->ts_slots, FUT_LOOP_TS_TAG);
     int rc = open_fds(loop);

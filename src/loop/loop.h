@@ -19,9 +19,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/epoll.h>
-
 #include "core/future.h"
+#include "core/poller.h"
 #include "loop/handle.h"
 #include "loop/timer_heap.h"
 
@@ -57,7 +56,7 @@ struct fut_ready {
 struct fut_io {
     fut_callback read_cb, write_cb;
     void *read_arg, *write_arg;
-    uint32_t events;                   /* EPOLLIN | EPOLLOUT registered, 0: none */
+    unsigned mask;                     /* FUT_POLL_READABLE | WRITABLE watched, 0: none */
 };
 
 struct fut_loop {
@@ -70,11 +69,12 @@ struct fut_loop {
     atomic_bool running;
     atomic_bool stopping;
 
-    int epfd, wake_fd;                 /* epoll and the eventfd that interrupts it */
+    struct fut_poller poller;
+    int wake_fd;                       /* the eventfd that interrupts a wait */
     struct fut_io *io;                 /* indexed by fd */
     size_t n_io;
-    size_t n_watched;                  /* fds registered with epoll (not counting wake_fd) */
-    struct epoll_event events[FUT_LOOP_EVENTS];
+    size_t n_watched;                  /* fds watched (not counting wake_fd) */
+    struct fut_poll_event events[FUT_LOOP_EVENTS];
 
     /* The inbox: threadsafe callbacks in arrival order, under core->lock. */
     struct fut_slot_table ts_slots;

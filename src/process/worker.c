@@ -19,7 +19,7 @@
 #include "core/task_context.h"
 #include "process/wire.h"
 
-struct worker {
+struct worker_process {
     int fd;
     const struct fut__worker_config *config;
     struct fut__wire_in in;
@@ -58,8 +58,26 @@ static int send_header(int fd, uint32_t type, int32_t code)
     return fut__wire_send_all(fd, &iov, 1);
 }
 
+struct task_poll {
+    struct worker_process *w;
+    struct fut__wire_header *h;
+    void **payload;
+    bool got;                      /* *h and *payload hold a whole task */
+    long fill;                     /* the last fut__wire_in_fill: bytes, 0 (end of file) or -errno */
+};
+
+/* The brief poll's check: a whole task parsed, or the socket ended or failed. */
+static bool task_arrived(void *arg)
+{
+    struct task_poll *p = arg;
+    if ((p->got = fut__wire_in_next(&p->w->in, p->h, p->payload)))
+        return true;
+    p->fill = fut__wire_in_fill(p->w->fd, &p->w->in, MSG_DONTWAIT);
+    return p->fill <= 0 && p->fill != -EAGAIN;
+}
+
 /* Blocks until a whole task has arrived: true, or false at end of file. */
-static bool read_task(struct worker *w, struct fut__wire_header *h, void **payload)
+static bool read_task(struct worker_process *w, struct fut__wire_header *h, void **payload)
 {
     if (w->has_pending) {
         *h = w->pending_header;
@@ -70,24 +88,23 @@ static bool read_task(struct worker *w, struct fut__wire_header *h, void **paylo
     /* Poll briefly before blocking: a task sent right after our last result (a caller
      * waiting on each result in turn) arrives within microseconds, and sleeping then
      * being woken costs more than that. */
-    double until = fut__now() + FUT_SPIN_SECONDS;
-    while (!fut__wire_in_next(&w->in, h, payload)) {
-        bool polling = fut__now() < until;
-        long n = fut__wire_in_fill(w->fd, &w->in, polling ? MSG_DONTWAIT : 0);
-        if (n == -EAGAIN) {
-            sched_yield();
-            continue;
-        }
-        if (n == 0)
+    struct task_poll p = { w, h, payload, false, -EAGAIN };
+    fut__spin_until(task_arrived, &p, FUT_FOREVER);
+    for (;;) {
+        if (p.got)
+            return true;
+        if (p.fill == 0)
             return false;
-        if (n < 0)
+        if (p.fill < 0 && p.fill != -EAGAIN)
             leave(FUT_WORKER_EXIT_IO);
+        p.got = fut__wire_in_next(&w->in, h, payload);
+        if (!p.got)
+            p.fill = fut__wire_in_fill(w->fd, &w->in, 0);
     }
-    return true;
 }
 
 /* Whether the next task has already arrived in full (no blocking). */
-static bool peek_task(struct worker *w)
+static bool peek_task(struct worker_process *w)
 {
     if (!w->has_pending)
         w->has_pending = fut__wire_in_next(&w->in, &w->pending_header, &w->pending_payload);
@@ -96,7 +113,7 @@ static bool peek_task(struct worker *w)
 
 /* Sends the outcome, followed by START of the next task when it is already here: one
  * system call for both. */
-static void send_outcome(struct worker *w, struct fut_task_outcome *out, bool last)
+static void send_outcome(struct worker_process *w, struct fut_task_outcome *out, bool last)
 {
     struct fut__wire_header h = { 0 }, start = { .type = FUT_WIRE_START };
     struct iovec iov[3];
@@ -129,7 +146,7 @@ static void send_outcome(struct worker *w, struct fut_task_outcome *out, bool la
         w->pending_header.code = 1;  /* marks it announced */
 }
 
-static void run_task(struct worker *w, const struct fut__wire_header *h, void *payload, bool last)
+static void run_task(struct worker_process *w, const struct fut__wire_header *h, void *payload, bool last)
 {
     struct fut_task_outcome out = { 0 };
     if (h->code != 1 && send_header(w->fd, FUT_WIRE_START, 0) != 0)
@@ -164,7 +181,7 @@ _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config,
     __fpurge(stderr);
     reseed(serial);
 
-    static struct worker w;  /* the staging buffer is large: not on the stack */
+    static struct worker_process w;  /* the staging buffer is large: not on the stack */
     w.fd = fd;
     w.config = config;
     w.in.alloc = alloc_payload;

@@ -1,0 +1,233 @@
+/*
+ * The dispatcher thread: each round it schedules queued tasks onto workers (starting
+ * workers up to max_workers), expires tasks past task_timeout, then waits in epoll for
+ * the wake-up eventfd, the fork server's socket and the workers' sockets.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/spin.h"
+#include "process/pool.h"
+
+/* ---- scheduling ---------------------------------------------------------------------- */
+
+static bool can_take(const struct process_pool *pool, const struct pool_worker *w, int max_slots)
+{
+    int max_tasks = pool->config.max_tasks;
+    return !w->doomed && w->fd >= 0 && w->n_slots < max_slots &&
+           (max_tasks == 0 || w->handed < max_tasks);
+}
+
+static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f)
+{
+    w->slots[w->n_slots++] = f;
+    w->handed++;
+    fut__channel_flush(pool, w);
+}
+
+/* Gives queued tasks to workers that can take them (max_slots 1: idle ones only). */
+static bool hand_out(struct process_pool *pool, int max_slots)
+{
+    for (struct pool_worker *w = pool->workers; w; w = w->next) {
+        while (can_take(pool, w, max_slots)) {
+            fut_future *f = fut__pool_queue_pop(pool);
+            if (!f)
+                return false;
+            hand(pool, w, f);
+        }
+    }
+    return true;  /* tasks may be left */
+}
+
+static void schedule(struct process_pool *pool)
+{
+    if (pool->broken)
+        return;
+    if (!hand_out(pool, 1))
+        return;
+    pthread_mutex_lock(&pool->lock);
+    size_t waiting = pool->queue_left = pool->queue_len;
+    pthread_mutex_unlock(&pool->lock);
+    if (waiting == 0)
+        return;
+    /* no idle worker: start new ones up to max_workers, one per waiting task */
+    int total = pool->n_workers + pool->n_spawning + pool->spawn_owed;
+    int coming = pool->n_spawning + pool->spawn_owed;
+    while (total < pool->base.max_workers && (size_t)coming < waiting) {
+        pool->spawn_owed++;
+        total++;
+        coming++;
+    }
+    fut__fork_client_send_requests(pool);
+    /* only when no worker can come any more is a task handed ahead to a busy worker */
+    if (total >= pool->base.max_workers && coming == 0)
+        hand_out(pool, 2);
+}
+
+/* ---- timeouts ----------------------------------------------------------------------- */
+
+static int next_timeout_ms(struct process_pool *pool)
+{
+    if (pool->task_timeout <= 0)
+        return -1;
+    double earliest = INFINITY;
+    for (struct pool_worker *w = pool->workers; w; w = w->next)
+        if (w->head_started && w->slots[0] && w->started_at < earliest)
+            earliest = w->started_at;
+    if (earliest == INFINITY)
+        return -1;
+    double left = earliest + pool->task_timeout - fut__now();
+    return left <= 0 ? 0 : (int)ceil(left * 1000);
+}
+
+static void expire_tasks(struct process_pool *pool)
+{
+    if (pool->task_timeout <= 0)
+        return;
+    double now = fut__now();
+    for (struct pool_worker *w = pool->workers; w; w = w->next) {
+        if (!w->head_started || !w->slots[0] || now < w->started_at + pool->task_timeout)
+            continue;
+        char message[160];
+        snprintf(message, sizeof message,
+                 "the task ran longer than task_timeout (%g s): worker %d was killed",
+                 pool->task_timeout, (int)w->pid);
+        fut__pool_fail_future(w->slots[0], FUT_ETIMEDOUT, message);
+        w->slots[0] = NULL;  /* abandoned: its outcome, if any arrives, is ignored */
+        fut__fork_client_kill(pool, w);
+    }
+}
+
+/* ---- the dispatcher thread ---------------------------------------------------------- */
+
+/* Shutting down: workers with nothing to do are told to exit (end of file). */
+static void retire_idle_workers(struct process_pool *pool)
+{
+    for (struct pool_worker *w = pool->workers; w; w = w->next)
+        if (w->n_slots == 0 && w->fd >= 0 && !w->out.busy) {
+            shutdown(w->fd, SHUT_WR);
+            w->doomed = true;
+        }
+}
+
+/*
+ * Whether the dispatcher is done; otherwise sets *again when it must not sleep.
+ *
+ * `queue_left` is the queue length schedule() last saw under the lock. Tasks still queued
+ * then had no worker to go to, so a submit while they wait has nothing to wake us for (a
+ * worker's result or a new worker will). But a length that changed since means tasks came
+ * (or went) after schedule() looked: run it again before sleeping, or they could wait for
+ * a wake-up nobody sends.
+ */
+static bool finished(struct process_pool *pool, bool *again)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool done = pool->shutdown && pool->queue_len == 0;
+    *again = !done && pool->queue_len != pool->queue_left;
+    if (!done && !*again && !pool->broken && !pool->shutdown && pool->queue_len == 0)
+        pool->need_wake = true;
+    pthread_mutex_unlock(&pool->lock);
+    if (!done)
+        return false;
+    retire_idle_workers(pool);
+    return pool->n_workers == 0 && pool->n_spawning == 0 && pool->spawn_owed == 0;
+}
+
+static void dispatch_events(struct process_pool *pool, const struct fut_poll_event *events, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (events[i].fd != pool->fs_sock || pool->fs_dead)
+            continue;  /* the wake-up eventfd needs nothing: it only ends the wait */
+        if (events[i].mask & FUT_POLL_WRITABLE)
+            fut__fork_client_send_requests(pool);
+        fut__fork_client_read(pool);
+    }
+    /*
+     * Workers after the fork server: its EXITED report may free a worker named later in
+     * this batch, so workers are looked up by fd rather than trusted from before. A worker
+     * spawned in this batch may have been given the fd of one that exited in it: it then
+     * gets a read or flush it did not need, which finds nothing to do.
+     */
+    for (int i = 0; i < n; i++) {
+        if (events[i].fd == pool->wakefd || events[i].fd == pool->fs_sock)
+            continue;
+        struct pool_worker *w = pool->workers;
+        while (w && w->fd != events[i].fd)
+            w = w->next;
+        if (!w)
+            continue;
+        if (events[i].mask & FUT_POLL_WRITABLE)
+            fut__channel_flush(pool, w);
+        if (events[i].mask & FUT_POLL_READABLE)
+            fut__channel_read(pool, w);
+    }
+}
+
+/* Whether a message is likely within microseconds: a worker holds a task, or one just
+ * completed (a caller that waits on each result submits the next one at once). */
+static bool activity_expected(const struct process_pool *pool)
+{
+    for (const struct pool_worker *w = pool->workers; w; w = w->next)
+        if (w->n_slots > 0)
+            return true;
+    return fut__now() - pool->last_result_at < FUT_SPIN_SECONDS;
+}
+
+struct brief_poll {
+    struct process_pool *pool;
+    struct fut_poll_event *events;
+    int n;
+};
+
+static bool poll_found_events(void *arg)
+{
+    struct brief_poll *p = arg;
+    p->n = fut__poller_wait(&p->pool->poller, p->events, 0);
+    return p->n > 0;
+}
+
+/* Polls without sleeping for a short while. A result due in microseconds would otherwise
+ * cost a sleep and a wake-up, which take longer than most small tasks. */
+static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events)
+{
+    struct brief_poll p = { pool, events, 0 };
+    fut__spin_until(poll_found_events, &p, FUT_FOREVER);
+    return p.n;
+}
+
+void *fut__dispatcher_main(void *arg)
+{
+    struct process_pool *pool = arg;
+    struct fut_poll_event events[FUT_DISPATCHER_EVENTS];
+    for (;;) {
+        if (pool->fs_failed)
+            fut__fork_client_lost(pool);
+        schedule(pool);
+        expire_tasks(pool);
+        if (pool->fs_failed)
+            fut__fork_client_lost(pool);
+        bool again;
+        if (finished(pool, &again))
+            break;
+        int timeout = again ? 0 : next_timeout_ms(pool);
+        int n = timeout != 0 && activity_expected(pool) ? poll_briefly(pool, events) : 0;
+        if (n <= 0)
+            n = fut__poller_wait(&pool->poller, events, timeout);
+        pthread_mutex_lock(&pool->lock);
+        pool->need_wake = false;
+        pthread_mutex_unlock(&pool->lock);
+        if (n > 0)
+            dispatch_events(pool, events, n);
+    }
+    /* everything is reported exited: closing the socket lets the fork server go */
+    close(pool->fs_sock);
+    pool->fs_sock = -1;
+    int status;
+    while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}

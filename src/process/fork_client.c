@@ -1,0 +1,135 @@
+/*
+ * The dispatcher's side of the fork server: SPAWN and KILL requests (sent without
+ * blocking; what the socket cannot take is owed until it is writable), SPAWNED and EXITED
+ * reports. Dispatcher thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "process/pool.h"
+
+void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w)
+{
+    w->doomed = true;
+    w->kill_owed = true;
+    fut__fork_client_send_requests(pool);
+}
+
+void fut__fork_client_lost(struct process_pool *pool)
+{
+    if (pool->fs_dead)
+        return;
+    pool->fs_dead = true;
+    fut__poller_set(&pool->poller, pool->fs_sock, FUT_POLL_READABLE, 0);
+    fut__pool_break(pool, "the process pool's fork server exited unexpectedly");
+    while (pool->workers)
+        fut__channel_worker_exited(pool, pool->workers, 0);  /* their statuses are lost with it */
+    pool->n_spawning = pool->spawn_owed = 0;
+}
+
+static void spawn_failed(struct process_pool *pool, int err)
+{
+    if (pool->n_workers > 0 || pool->n_spawning > 0 || pool->spawn_owed > 0)
+        return;  /* the workers we have will run the queue */
+    /* no worker and none coming: fail what waits rather than leave it pending forever */
+    char message[160];
+    snprintf(message, sizeof message, "could not start a worker process: %s", strerror(err));
+    pthread_mutex_lock(&pool->lock);
+    struct fut_list queued = fut__pool_queue_take_all_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    fut__pool_fail_list(queued, -err, message);
+}
+
+static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *msg, int fd)
+{
+    pool->n_spawning--;
+    if (msg->pid <= 0) {
+        spawn_failed(pool, msg->value ? msg->value : EAGAIN);
+        return;
+    }
+    struct pool_worker *w = fd >= 0 ? fut__channel_open(pool, msg->pid, fd) : NULL;
+    if (w && pool->broken)
+        fut__fork_client_kill(pool, w);
+    if (w)
+        return;
+    /* no descriptor (file limit) or no memory: that worker is of no use */
+    if (fd >= 0)
+        close(fd);
+    fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, msg->pid);  /* best effort: the server
+                                         kills it anyway when the pool shuts down */
+    spawn_failed(pool, fd >= 0 ? ENOMEM : EMFILE);
+}
+
+void fut__fork_client_read(struct process_pool *pool)
+{
+    while (!pool->fs_dead) {
+        struct fut__fs_msg msg;
+        int fd;
+        int rc = fut__fork_server_recv(pool->fs_sock, &msg, &fd);
+        if (rc == -EAGAIN)
+            return;
+        if (rc <= 0) {
+            fut__fork_client_lost(pool);
+            return;
+        }
+        if (msg.type == FUT_FS_SPAWNED) {
+            handle_spawned(pool, &msg, fd);
+        } else if (msg.type == FUT_FS_EXITED) {
+            if (fd >= 0)
+                close(fd);
+            struct pool_worker *w = pool->workers;
+            while (w && w->pid != msg.pid)
+                w = w->next;
+            if (w)
+                fut__channel_worker_exited(pool, w, msg.value);
+        } else if (fd >= 0) {
+            close(fd);
+        }
+    }
+}
+
+static void watch_fork_server(struct process_pool *pool, bool writable)
+{
+    if (pool->fs_dead || writable == pool->fs_want_out)
+        return;
+    unsigned mask = FUT_POLL_READABLE | (writable ? FUT_POLL_WRITABLE : 0);
+    fut__poller_set(&pool->poller, pool->fs_sock, FUT_POLL_READABLE, mask);
+    pool->fs_want_out = writable;
+}
+
+/* Sends the SPAWN and KILL requests owed; whatever the socket cannot take yet waits for
+ * writability. */
+void fut__fork_client_send_requests(struct process_pool *pool)
+{
+    bool full = false;
+    for (struct pool_worker *w = pool->workers; w && !full && !pool->fs_dead; w = w->next) {
+        if (!w->kill_owed)
+            continue;
+        int rc = fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, w->pid);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+            full = true;
+        } else if (rc != 0) {
+            pool->fs_failed = true;  /* handled by the dispatcher loop: callers iterate workers */
+            return;
+        } else {
+            w->kill_owed = false;
+        }
+    }
+    while (!full && pool->spawn_owed > 0 && !pool->fs_dead) {
+        int rc = fut__fork_server_send(pool->fs_sock, FUT_FS_SPAWN, 0);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+            break;  /* the socket is full: retried when it is writable */
+        if (rc != 0) {
+            pool->fs_failed = true;
+            return;
+        }
+        pool->spawn_owed--;
+        pool->n_spawning++;
+    }
+    bool owed = pool->spawn_owed > 0;
+    for (struct pool_worker *w = pool->workers; w && !owed; w = w->next)
+        owed = w->kill_owed;
+    watch_fork_server(pool, owed);
+}
