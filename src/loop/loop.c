@@ -42,83 +42,6 @@ static void fail_handle(int err, fut_handle *h)
     *h = 0;
 }
 
-/* ---- the ready queue ---------------------------------------------------------------- */
-
-/* Makes room for `more` pushes that then cannot fail. */
-static int ready_reserve(struct fut_ready *q, size_t more)
-{
-    size_t room = (q->tail ? FUT_READY_BLOCK - q->tail_pos : 0) + q->n_spare * FUT_READY_BLOCK;
-    while (room < more) {
-        struct fut_ready_block *b = malloc(sizeof *b);
-        if (!b)
-            return FUT_ENOMEM;
-        b->next = q->spare;
-        q->spare = b;
-        q->n_spare++;
-        room += FUT_READY_BLOCK;
-    }
-    return 0;
-}
-
-static inline int ready_push(struct fut_ready *q, uint32_t entry)
-{
-    if (!q->tail || q->tail_pos == FUT_READY_BLOCK) {
-        if (!q->spare && ready_reserve(q, 1) != 0)
-            return FUT_ENOMEM;
-        struct fut_ready_block *b = q->spare;
-        q->spare = b->next;
-        q->n_spare--;
-        b->next = NULL;
-        if (q->tail)
-            q->tail->next = b;
-        else
-            q->head = b;
-        q->tail = b;
-        q->tail_pos = 0;
-    }
-    q->tail->v[q->tail_pos++] = entry;
-    q->n++;
-    return 0;
-}
-
-static void ready_recycle(struct fut_ready *q, struct fut_ready_block *b)
-{
-    if (q->n_spare >= 4) {  /* enough to absorb a burst without calling malloc */
-        free(b);
-        return;
-    }
-    b->next = q->spare;
-    q->spare = b;
-    q->n_spare++;
-}
-
-/* Invariant: n == 0 exactly when head == tail and head_pos == tail_pos (a block becomes
- * the tail only as something is pushed into it). */
-static inline uint32_t ready_pop(struct fut_ready *q)
-{
-    uint32_t entry = q->head->v[q->head_pos++];
-    if (--q->n == 0) {
-        q->head_pos = q->tail_pos = 0;  /* empty: reuse the block from its start */
-    } else if (q->head_pos == FUT_READY_BLOCK) {
-        struct fut_ready_block *done = q->head;
-        q->head = done->next;
-        q->head_pos = 0;
-        ready_recycle(q, done);
-    }
-    return entry;
-}
-
-static void ready_destroy(struct fut_ready *q)
-{
-    struct fut_ready_block *lists[2] = { q->head, q->spare };
-    for (int k = 0; k < 2; k++)
-        while (lists[k]) {
-            struct fut_ready_block *next = lists[k]->next;
-            free(lists[k]);
-            lists[k] = next;
-        }
-}
-
 /* ---- scheduling --------------------------------------------------------------------- */
 
 static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned)
@@ -127,7 +50,7 @@ static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool own
     uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, &h);
     if (i == FUT_SLOT_NONE) {
         fail_handle(ENOMEM, &h);
-    } else if (ready_push(&loop->ready, i) != 0) {
+    } else if (fut__ready_push(&loop->ready, i) != 0) {
         fut__slots_free(&loop->slots, i);
         fail_handle(ENOMEM, &h);
     } else {
@@ -247,11 +170,11 @@ static void drain_inbox(fut_loop *loop)
 {
     size_t n = atomic_load_explicit(&loop->inbox_count, memory_order_relaxed);
     /* reserve first, mostly outside the lock: a failure leaves the inbox for the next try */
-    if (n == 0 || ready_reserve(&loop->ready, n + FUT_READY_BLOCK) != 0)
+    if (n == 0 || fut__ready_reserve(&loop->ready, n + FUT_READY_BLOCK) != 0)
         return;
     pthread_mutex_lock(&loop->core->lock);
     n = loop->inbox_n;
-    if (ready_reserve(&loop->ready, n) != 0) {
+    if (fut__ready_reserve(&loop->ready, n) != 0) {
         pthread_mutex_unlock(&loop->core->lock);
         return;
     }
@@ -263,7 +186,7 @@ static void drain_inbox(fut_loop *loop)
     atomic_store(&loop->inbox_count, 0);
     pthread_mutex_unlock(&loop->core->lock);
     for (size_t k = 0; k < n; k++)
-        ready_push(&loop->ready, taken[k] | FUT_READY_TS);  /* reserved: cannot fail */
+        fut__ready_push(&loop->ready, taken[k] | FUT_READY_TS);  /* reserved: cannot fail */
     loop->inbox_spare = taken;
     loop->spare_cap = taken_cap;
 }
@@ -381,7 +304,7 @@ static void move_due_timers(fut_loop *loop)
             loop->timers_cancelled--;
             continue;
         }
-        if (ready_push(&loop->ready, t->slot) != 0)
+        if (fut__ready_push(&loop->ready, t->slot) != 0)
             return;  /* out of memory: the timer stays due for the next iteration */
         s->state = FUT_SLOT_READY;
         fut__timer_heap_pop(&loop->timers);
@@ -415,28 +338,6 @@ static void run_entry(fut_loop *loop, uint32_t entry)
         cb(arg);
 }
 
-/* Runs the fd callbacks; each registration is looked up again at its turn, since an
- * earlier callback may have removed or replaced it. Errors and hang-ups wake both sides. */
-static void run_io_events(fut_loop *loop, int n)
-{
-    for (int k = 0; k < n; k++) {
-        int fd = loop->events[k].fd;
-        unsigned ev = loop->events[k].mask;
-        if (fd == loop->wake_fd) {
-            uint64_t count;  /* resets the eventfd; EAGAIN (already reset) is fine */
-            ssize_t unused = read(fd, &count, sizeof count);
-            (void)unused;
-            continue;
-        }
-        if ((ev & FUT_POLL_READABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_READABLE))
-            loop->io[fd].read_cb(loop->io[fd].read_arg);
-        if ((ev & FUT_POLL_WRITABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_WRITABLE))
-            loop->io[fd].write_cb(loop->io[fd].write_arg);
-    }
-}
-
 static void run_once(fut_loop *loop)
 {
     drain_inbox(loop);
@@ -446,10 +347,10 @@ static void run_once(fut_loop *loop)
     move_due_timers(loop);
     size_t due = loop->ready.n - ready_before;
     while (ready_before--)
-        run_entry(loop, ready_pop(&loop->ready));
-    run_io_events(loop, n_events);
+        run_entry(loop, fut__ready_pop(&loop->ready));
+    fut__loop_run_io_events(loop, n_events);
     while (due--)
-        run_entry(loop, ready_pop(&loop->ready));
+        run_entry(loop, fut__ready_pop(&loop->ready));
 }
 
 /* ---- running ------------------------------------------------------------------------ */
@@ -538,92 +439,6 @@ bool fut__loop_core_is_current(const struct fut_loop_core *core)
     return current_loop && current_loop->core == core;
 }
 
-/* ---- fd watchers -------------------------------------------------------------------- */
-
-static int io_reserve(fut_loop *loop, int fd)
-{
-    if ((size_t)fd < loop->n_io)
-        return 0;
-    size_t n = loop->n_io ? loop->n_io : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    struct fut_io *io = realloc(loop->io, n * sizeof *io);
-    if (!io)
-        return FUT_ENOMEM;
-    memset(io + loop->n_io, 0, (n - loop->n_io) * sizeof *io);
-    loop->io = io;
-    loop->n_io = n;
-    return 0;
-}
-
-/* Watches fd for `mask` (0: stops watching it). */
-static int io_update(fut_loop *loop, int fd, unsigned mask)
-{
-    struct fut_io *io = &loop->io[fd];
-    int rc = fut__poller_set(&loop->poller, fd, io->mask, mask);
-    if (rc)
-        return rc;
-    loop->n_watched += (mask != 0) - (io->mask != 0);
-    io->mask = mask;
-    return 0;
-}
-
-static int add_watch(fut_loop *loop, int fd, unsigned dir, fut_callback cb, void *arg)
-{
-    if (!loop || !cb || fd < 0 || fd == loop->poller.epfd || fd == loop->wake_fd)
-        return FUT_EINVAL;
-    int rc = io_reserve(loop, fd);
-    if (rc)
-        return rc;
-    struct fut_io *io = &loop->io[fd];
-    if (!(io->mask & dir) && (rc = io_update(loop, fd, io->mask | dir)) != 0)
-        return rc;
-    if (dir == FUT_POLL_READABLE) {
-        io->read_cb = cb;
-        io->read_arg = arg;
-    } else {
-        io->write_cb = cb;
-        io->write_arg = arg;
-    }
-    return 0;
-}
-
-static int remove_watch(fut_loop *loop, int fd, unsigned dir)
-{
-    if (!loop || fd < 0)
-        return FUT_EINVAL;
-    if ((size_t)fd >= loop->n_io || !(loop->io[fd].mask & dir))
-        return FUT_ENOENT;
-    struct fut_io *io = &loop->io[fd];
-    if (io_update(loop, fd, io->mask & ~dir) != 0)
-        io->mask &= ~dir;  /* the fd is gone (closed): forget it all the same */
-    if (dir == FUT_POLL_READABLE)
-        io->read_cb = NULL;
-    else
-        io->write_cb = NULL;
-    return 0;
-}
-
-int fut_loop_add_reader(fut_loop *loop, int fd, fut_callback cb, void *arg)
-{
-    return add_watch(loop, fd, FUT_POLL_READABLE, cb, arg);
-}
-
-int fut_loop_remove_reader(fut_loop *loop, int fd)
-{
-    return remove_watch(loop, fd, FUT_POLL_READABLE);
-}
-
-int fut_loop_add_writer(fut_loop *loop, int fd, fut_callback cb, void *arg)
-{
-    return add_watch(loop, fd, FUT_POLL_WRITABLE, cb, arg);
-}
-
-int fut_loop_remove_writer(fut_loop *loop, int fd)
-{
-    return remove_watch(loop, fd, FUT_POLL_WRITABLE);
-}
-
 /* ---- creating and freeing ----------------------------------------------------------- */
 
 static struct fut_loop_core *core_new(fut_loop *loop)
@@ -701,7 +516,7 @@ static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
     uint32_t i;
     drain_inbox(loop);
     if (loop->ready.n) {
-        i = ready_pop(&loop->ready);
+        i = fut__ready_pop(&loop->ready);
         if (i & FUT_READY_TS) {
             table = &loop->ts_slots;  /* no poster can reach a dead loop: no lock needed */
             i &= ~FUT_READY_TS;
@@ -747,7 +562,7 @@ void fut_loop_free(fut_loop *loop)
     fut__slots_destroy(&loop->slots);
     fut__slots_destroy(&loop->ts_slots);
     fut__timer_heap_destroy(&loop->timers);
-    ready_destroy(&loop->ready);
+    fut__ready_destroy(&loop->ready);
     free(loop->inbox);
     free(loop->inbox_spare);
     free(loop->io);

@@ -22,6 +22,7 @@
 #include "core/future.h"
 #include "core/poller.h"
 #include "loop/handle.h"
+#include "loop/ready.h"
 #include "loop/timer_heap.h"
 
 #define FUT_LOOP_TS_TAG (1ULL << 63)   /* handles of the threadsafe table */
@@ -34,22 +35,6 @@ struct fut_loop_core {
     pthread_mutex_t lock;
     fut_loop *loop;                    /* under lock; NULL once the loop is freed */
     atomic_size_t bridges;             /* wrapped futures whose outcome has not arrived */
-};
-
-/* The ready queue: a FIFO of slot indexes (FUT_READY_TS set: the threadsafe table), in
- * blocks that are linked rather than reallocated: growing it copies nothing. */
-#define FUT_READY_BLOCK 4096
-
-struct fut_ready_block {
-    struct fut_ready_block *next;
-    uint32_t v[FUT_READY_BLOCK];
-};
-
-struct fut_ready {
-    struct fut_ready_block *head, *tail;   /* pop from head[head_pos], push at tail[tail_pos] */
-    size_t head_pos, tail_pos, n;
-    struct fut_ready_block *spare;         /* emptied blocks kept for reuse */
-    size_t n_spare;
 };
 
 /* Readiness callbacks for one fd; both directions share one epoll registration. */
@@ -101,6 +86,9 @@ fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback
 /* True in the thread running the loop of `core`, while it runs. */
 bool fut__loop_core_is_current(const struct fut_loop_core *core);
 void fut__loop_core_release(struct fut_loop_core *core);
+
+/* io.c: runs the fd callbacks of the n events of the last poll */
+void fut__loop_run_io_events(fut_loop *loop, int n);
 
 /* loop_future.c */
 void fut__loop_dispatch(void *core, fut_future *f, struct fut_list callbacks);
