@@ -33,9 +33,21 @@ int fut_executor_max_workers(const fut_executor *ex)
     return ex ? ex->max_workers : FUT_EINVAL;
 }
 
-static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f)
+/* A future whose task part holds fn(arg); NULL with errno set. */
+static fut_future *new_task(fut_fn fn, void *arg)
 {
+    fut_future *f = fut__future_alloc();
+    if (!f)
+        return NULL;
+    f->part_kind = FUT_PART_TASK;
     f->part.task.fn = fn;
+    f->part.task.arg = arg;
+    return f;
+}
+
+/* Hands f to the executor, or releases it: the caller's new reference, or NULL. */
+static fut_future *submit(fut_executor *ex, fut_future *f)
+{
     int rc = ex->ops->submit(ex, f);
     if (rc == 0)
         return f;
@@ -50,12 +62,8 @@ fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
         errno = EINVAL;
         return NULL;
     }
-    fut_future *f = fut__future_alloc();
-    if (!f)
-        return NULL;
-    f->part_kind = FUT_PART_TASK;
-    f->part.task.arg = arg;
-    return submit(ex, fn, f);
+    fut_future *f = new_task(fn, arg);
+    return f ? submit(ex, f) : NULL;
 }
 
 fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t len)
@@ -64,22 +72,22 @@ fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t
         errno = EINVAL;
         return NULL;
     }
-    fut_future *f = fut__future_alloc();
-    if (!f)
-        return NULL;
-    f->part_kind = FUT_PART_TASK;
+    void *copy = NULL;
     if (len) {
-        struct fut_task_part *task = &f->part.task;
-        if (!(task->arg = malloc(len))) {
-            fut_future_unref(f);
+        if (!(copy = malloc(len))) {
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(task->arg, arg, len);
-        task->arg_len = len;
-        task->arg_copied = true;
+        memcpy(copy, arg, len);
     }
-    return submit(ex, fn, f);
+    fut_future *f = new_task(fn, copy);
+    if (!f) {
+        free(copy);
+        return NULL;
+    }
+    f->part.task.arg_len = len;
+    f->part.task.arg_copied = copy != NULL;
+    return submit(ex, f);
 }
 
 int fut_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
