@@ -517,16 +517,26 @@ END_TEST
 
 /* ---- cancellation and shutdown ------------------------------------------------------ */
 
-START_TEST(test_cancel_pending)
+enum { QUEUED = 10 };
+
+/* A pool of one worker, blocked in *first until release_task(), with QUEUED tasks
+ * submitted behind it: at most one of them is handed ahead, the others are pending. */
+static fut_executor *blocked_pool(fut_future **first, fut_future *queued[QUEUED])
 {
     pipes_open();
     fut_executor *ex = pool_new(1);
-    fut_future *first = fut_submit(ex, wait_released, (void *)1);
+    *first = fut_submit(ex, wait_released, (void *)1);
     read_note();
-    enum { N = 10 };
-    fut_future *fs[N];
-    for (long i = 0; i < N; i++)
-        fs[i] = fut_submit(ex, square, (void *)i);
+    for (long i = 0; i < QUEUED; i++)
+        queued[i] = fut_submit(ex, square, (void *)i);
+    return ex;
+}
+
+START_TEST(test_cancel_pending)
+{
+    enum { N = QUEUED };
+    fut_future *first, *fs[N];
+    fut_executor *ex = blocked_pool(&first, fs);
     /* at most one task is handed ahead: the others are pending */
     ck_assert(!fut_cancel(first));
     for (int i = 1; i < N; i++)
@@ -549,14 +559,9 @@ END_TEST
 
 START_TEST(test_cancel_futures)
 {
-    pipes_open();
-    fut_executor *ex = pool_new(1);
-    fut_future *first = fut_submit(ex, wait_released, (void *)1);
-    read_note();
-    enum { N = 10 };
-    fut_future *fs[N];
-    for (long i = 0; i < N; i++)
-        fs[i] = fut_submit(ex, square, (void *)i);
+    enum { N = QUEUED };
+    fut_future *first, *fs[N];
+    fut_executor *ex = blocked_pool(&first, fs);
     ck_assert_int_eq(fut_shutdown(ex, false, true), 0);
     for (int i = 1; i < N; i++)
         ck_assert(fut_cancelled(fs[i]));
