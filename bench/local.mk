@@ -27,7 +27,7 @@ bench_bench_thread_pool_LDADD = libfutures.la $(BENCH_PEER_LIBS) -lm
 
 EXTRA_DIST += bench/README.md bench/run-benchmarks.sh bench/thread_pool_bench.py
 
-# The event loop's benchmark (issue 4): built on request only (make bench/bench_loop).
+# The event loop's benchmark, beside libuv: part of `make bench` where libuv is found.
 EXTRA_DIST += bench/bench_loop.py
 if HAVE_LIBUV
 BENCH_BINARIES += bench/bench_loop
@@ -36,7 +36,7 @@ bench_bench_loop_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS)
 bench_bench_loop_LDADD = libfutures.la $(LIBUV_LIBS) -lm
 endif
 
-# The process pool (issue 3): bench_process_pool.py runs the C benchmark and Python's
+# The process pool's benchmark: bench_process_pool.py runs the C benchmark and Python's
 # ProcessPoolExecutor / multiprocessing.Pool side by side.
 BENCH_BINARIES += bench/bench_process_pool
 bench_bench_process_pool_SOURCES = bench/bench_process_pool.c

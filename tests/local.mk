@@ -1,16 +1,19 @@
-# The Check test suite (thread pool, futures, waiting, map, argument checks) and the
-# exported-symbols check. Each program is one area; tests/testutil.h holds shared helpers.
+# The Check test suite (futures, waiting, as_completed, thread pool, map, argument checks,
+# event loop, process pool), the exported-symbols and include-rule checks, and the
+# line_server example's self-test. Each program is one area; tests/testutil.h holds shared
+# helpers.
 #
 # Stress tests (1,000,000 tasks, concurrent submitters) shrink under sanitizers, under
-# valgrind and with FUT_TEST_QUICK=1. `make check-valgrind` runs the programs under
-# valgrind (Check's fork mode: valgrind follows each test's child), with Check's per-test
-# timeouts stretched: memcheck runs code 20-50 times slower and one thread at a time.
+# valgrind and with FUT_TEST_QUICK=1.
 
-EXTRA_DIST += tests/check_symbols.sh tests/check_layout.sh
-TESTS += tests/check_symbols.sh tests/check_layout.sh
+EXTRA_DIST += tests/check_symbols.sh tests/check_layout.sh tests/line_server_selftest.sh
+TESTS += tests/check_symbols.sh tests/check_layout.sh tests/line_server_selftest.sh
 
-if HAVE_CHECK
+# The Check programs: tests/NAME.c each (automake's default source), on tests/testutil.h.
+# The longest, the process pool, comes first so that `make -j check` runs the others
+# beside it instead of after it.
 FUT_CHECK_TESTS = \
+	tests/test_process_pool \
 	tests/test_future \
 	tests/test_wait \
 	tests/test_as_completed \
@@ -18,56 +21,38 @@ FUT_CHECK_TESTS = \
 	tests/test_map \
 	tests/test_badinput \
 	tests/test_loop
+EXTRA_DIST += tests/testutil.h
+
+# Their build settings, written once: automake has no per-directory flags, so the
+# programs take the defaults (LDADD, AM_CFLAGS), which no other program of the tree uses
+# for linking (every other program has its own _LDADD). Check's compiler flags (its
+# include path and -pthread, which every object here already gets) join AM_CFLAGS;
+# per-program _CFLAGS would have to be repeated for each program.
+if HAVE_CHECK
 check_PROGRAMS += $(FUT_CHECK_TESTS)
 TESTS += $(FUT_CHECK_TESTS)
-
-tests_test_future_SOURCES = tests/test_future.c tests/testutil.h
-tests_test_future_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_future_LDADD = libfutures.la $(CHECK_LIBS)
-
-tests_test_wait_SOURCES = tests/test_wait.c tests/testutil.h
-tests_test_wait_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_wait_LDADD = libfutures.la $(CHECK_LIBS)
-
-tests_test_as_completed_SOURCES = tests/test_as_completed.c tests/testutil.h
-tests_test_as_completed_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_as_completed_LDADD = libfutures.la $(CHECK_LIBS)
-
-tests_test_thread_pool_SOURCES = tests/test_thread_pool.c tests/testutil.h
-tests_test_thread_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_thread_pool_LDADD = libfutures.la $(CHECK_LIBS)
-
-tests_test_map_SOURCES = tests/test_map.c tests/testutil.h
-tests_test_map_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_map_LDADD = libfutures.la $(CHECK_LIBS)
-
-tests_test_badinput_SOURCES = tests/test_badinput.c tests/testutil.h
-tests_test_badinput_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_badinput_LDADD = libfutures.la $(CHECK_LIBS)
-
-# The event loop (issue 4).
-tests_test_loop_SOURCES = tests/test_loop.c
-tests_test_loop_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_loop_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+AM_CFLAGS += $(CHECK_CFLAGS)
+LDADD = libfutures.la $(CHECK_LIBS) -lm
 
+# `make check-valgrind` runs the Check programs under memcheck, with Check's per-test
+# timeouts stretched: memcheck runs code 20-50 times slower and one thread at a time.
+# Valgrind follows forks, so in Check's fork mode it checks each test in its own child.
+# The programs of FUT_CHECK_FORKING_TESTS fork processes that never free what they inherit
+# (the process pool's fork server and workers, which leave with _exit): valgrind keeps
+# silent in every child of theirs (--child-silent-after-fork=yes) and their tests run in
+# the test process itself (CK_FORK=no), where memcheck sees them. Check's per-test
+# timeouts need fork mode, so CI's time limit on the stage bounds these.
+FUT_CHECK_FORKING_TESTS = tests/test_process_pool
 VALGRIND_FLAGS = -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=42
 check-valgrind: $(FUT_CHECK_TESTS)
 	@status=0; for t in $(FUT_CHECK_TESTS); do \
+	    case " $(FUT_CHECK_FORKING_TESTS) " in \
+	    *" $$t "*) fork=no; forks=--child-silent-after-fork=yes ;; \
+	    *) fork=yes; forks= ;; \
+	    esac; \
 	    echo "valgrind $$t"; \
-	    FUT_TEST_QUICK=1 CK_TIMEOUT_MULTIPLIER=20 $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) ./$$t || status=1; \
+	    CK_FORK=$$fork FUT_TEST_QUICK=1 CK_TIMEOUT_MULTIPLIER=20 \
+	        $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) $$forks ./$$t || status=1; \
 	done; exit $$status
 .PHONY: check-valgrind
-
-# The line_server example checks itself (issue 4).
-EXTRA_DIST += tests/line_server_selftest.sh
-TESTS += tests/line_server_selftest.sh
-
-# process pool (issue 3)
-if HAVE_CHECK
-TESTS += tests/test_process_pool
-check_PROGRAMS += tests/test_process_pool
-tests_test_process_pool_SOURCES = tests/test_process_pool.c
-tests_test_process_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_process_pool_LDADD = libfutures.la $(CHECK_LIBS) -lm
-endif

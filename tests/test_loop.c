@@ -5,19 +5,13 @@
  * and time bounds are generous.
  */
 
-#include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <futures.h>
+#include "testutil.h"
 
 #define SAFETY 10.0  /* seconds: a hung test fails instead of blocking the suite */
 
@@ -69,28 +63,6 @@ static void run_until(fut_loop *loop, fut_future *f)
     ck_assert(safety != 0);
     ck_assert_int_eq(fut_loop_run_until_complete(loop, f), 0);
     ck_assert_int_eq(fut_loop_cancel(loop, safety), 0);
-}
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-static int count_threads(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 /* ---- scheduling order ------------------------------------------------------------- */
@@ -670,7 +642,7 @@ END_TEST
 
 START_TEST(test_loop_future_outlives_loop)
 {
-    int fds = count_fds();
+    int fds = tu_count_fds();
     fut_loop *loop = new_loop();
     struct cb_record r = { 0 }, r2 = { 0 };
     fut_future *lf = fut_loop_create_future(loop);
@@ -686,7 +658,7 @@ START_TEST(test_loop_future_outlives_loop)
         ck_assert(fut_loop_call_soon_threadsafe(loop, safety_cb, NULL) != 0);
     }
     fut_loop_free(loop);
-    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(tu_count_fds(), fds);
     ck_assert_int_eq(r2.calls, 1);  /* a done callback runs exactly once, loop or not */
     ck_assert(fut_cancelled(sl));   /* its timer can never fire: cancelled */
     ck_assert_int_eq(r.calls, 0);
@@ -712,7 +684,7 @@ static const struct {
     { fut_thread_pool_new, "thread" },
     { fut_process_pool_new, "process" },
 };
-#define N_EXECUTORS ((int)(sizeof executors / sizeof executors[0]))
+#define N_EXECUTORS ((int)TU_ARRAY_SIZE(executors))
 
 static fut_executor *make_executor(int kind, int max_workers)
 {
@@ -819,18 +791,9 @@ static void *thread_name_task(void *arg)
     return (void *)(intptr_t)(strncmp(name, arg, strlen(arg)) == 0);
 }
 
-static void *nothing(void *arg)
-{
-    return arg;
-}
-
 START_TEST(test_default_executor)
 {
-    /* a first thread makes sanitizer runtimes start their helper threads: count after */
-    pthread_t warm;
-    ck_assert_int_eq(pthread_create(&warm, NULL, nothing, NULL), 0);
-    pthread_join(warm, NULL);
-    int threads = count_threads();
+    int threads = tu_thread_baseline();
     fut_loop *loop = new_loop();
     fut_future *f = fut_loop_run_in_executor(loop, NULL, thread_name_task, "fut_loop");
     ck_assert_ptr_nonnull(f);
@@ -838,10 +801,10 @@ START_TEST(test_default_executor)
     void *out = NULL;
     ck_assert_int_eq(fut_result(f, 0, &out), 0);
     ck_assert_ptr_eq(out, (void *)1);  /* ran in the loop's own pool */
-    ck_assert_int_gt(count_threads(), threads);
+    ck_assert_int_gt(tu_count_threads(), threads);
     fut_future_unref(f);
     fut_loop_free(loop);
-    ck_assert_int_eq(count_threads(), threads);  /* its pool went with it */
+    ck_assert_int_eq(tu_settle_threads(threads), threads);  /* its pool went with it */
 }
 END_TEST
 
@@ -1023,7 +986,7 @@ END_TEST
 
 START_TEST(test_free_releases_fds)
 {
-    int fds = count_fds();
+    int fds = tu_count_fds();
     for (int i = 0; i < 5; i++) {
         fut_loop *loop = new_loop();
         int p[2];
@@ -1034,7 +997,7 @@ START_TEST(test_free_releases_fds)
         close(p[0]);
         close(p[1]);
     }
-    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST
 
@@ -1080,8 +1043,7 @@ END_TEST
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "core", 60);
     tcase_add_test(tc, test_call_soon_fifo);
     tcase_add_test(tc, test_call_soon_fifo_large);
     tcase_add_test(tc, test_timers_in_time_order_ties_in_scheduling_order);
@@ -1099,10 +1061,8 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, test_fd_bad_input);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_free_releases_fds);
-    suite_add_tcase(s, tc);
 
-    TCase *tf = tcase_create("futures");
-    tcase_set_timeout(tf, 60);
+    TCase *tf = tu_tcase(s, "futures", 60);
     tcase_add_test(tf, test_loop_future_callbacks_never_inline);
     tcase_add_test(tf, test_loop_future_outlives_loop);
     tcase_add_loop_test(tf, test_run_in_executor, 0, N_EXECUTORS);
@@ -1112,15 +1072,10 @@ static Suite *loop_suite(void)
     tcase_add_test(tf, test_set_default_executor);
     tcase_add_test(tf, test_sleep);
     tcase_add_test(tf, test_gather);
-    suite_add_tcase(s, tf);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(loop_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(loop_suite());
 }

@@ -7,40 +7,22 @@
  * so the fork server and its workers hold them), never through sleeps.
  * FUT_TEST_SCALE (default 1) divides the large counts and sizes under slow tools
  * (valgrind); FUT_TEST_QUICK and sanitizer builds divide them too. Under valgrind run
- * it with CK_FORK=no and --child-silent-after-fork=yes: the workers are forks of the test
- * and inherit memory they never free.
+ * it with CK_FORK=no and --child-silent-after-fork=yes, as make check-valgrind does: the
+ * workers are forks of the test and inherit memory they never free.
  */
-#include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <futures.h>
+#include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-#if SANITIZED
+#if TU_SANITIZED
 /* A worker killed by SIGSEGV must die of it: the sanitizers would catch it and exit(1). */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
@@ -54,21 +36,16 @@ const char *__tsan_default_options(void)
 }
 #endif
 
+/* What the large counts and sizes are divided by. */
 static int scale(void)
 {
     const char *s = getenv("FUT_TEST_SCALE");
     int n = s ? atoi(s) : 1;
     if (n < 1)
         n = 1;
-    if (getenv("FUT_TEST_QUICK"))
-        n *= 8;  /* the suite-wide quick mode (tests/testutil.h) */
-    return SANITIZED ? n * 10 : n;
-}
-
-static bool under_valgrind(void)
-{
-    const char *p = getenv("LD_PRELOAD");
-    return (p && strstr(p, "valgrind")) || getenv("FUT_TEST_VALGRIND");
+    if (tu_quick_requested())
+        n *= 8;
+    return TU_SANITIZED ? n * 10 : n;
 }
 
 /* Pipes the workers inherit: `to_test` for "I started" notes, `to_task` to release them. */
@@ -93,12 +70,18 @@ static void release_task(void)
     ck_assert_int_eq(write(to_task[1], &c, 1), 1);
 }
 
-/* In a worker: tells the test it started (with its pid), then waits to be released. */
-static void note_and_wait(void)
+/* In a worker: tells the test it started, with its pid. */
+static void note_started(void)
 {
     long pid = getpid();
     if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
         _exit(99);
+}
+
+/* In a worker: tells the test it started, then waits to be released. */
+static void note_and_wait(void)
+{
+    note_started();
     char c;
     if (read(to_task[0], &c, 1) != 1)
         _exit(98);
@@ -171,9 +154,7 @@ static void *raise_no_message(void *arg)
 static void *die_segv(void *arg)
 {
     (void)arg;
-    long pid = getpid();
-    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
-        _exit(99);
+    note_started();
     raise(SIGSEGV);
     return NULL;
 }
@@ -181,9 +162,7 @@ static void *die_segv(void *arg)
 static void *die_kill(void *arg)
 {
     (void)arg;
-    long pid = getpid();
-    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
-        _exit(99);
+    note_started();
     kill(getpid(), SIGKILL);
     return NULL;
 }
@@ -191,18 +170,14 @@ static void *die_kill(void *arg)
 static void *die_exit(void *arg)
 {
     (void)arg;
-    long pid = getpid();
-    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
-        _exit(99);
+    note_started();
     exit(3);
 }
 
 static void *die_abort(void *arg)
 {
     (void)arg;
-    long pid = getpid();
-    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
-        _exit(99);
+    note_started();
     abort();
 }
 
@@ -230,19 +205,15 @@ static void *block_forever(void *arg)
 
 static void *block_forever_noted(void *arg)
 {
-    long pid = getpid();
-    if (write(to_test[1], &pid, sizeof pid) != sizeof pid)
-        _exit(99);
+    note_started();
     return block_forever(arg);
 }
 
 static void *spin_ms(void *arg)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < (long)arg);
+    double end = tu_now() + (double)(long)arg / 1000;
+    while (tu_now() < end)
+        ;
     return arg;
 }
 
@@ -453,8 +424,8 @@ START_TEST(test_death_exit)
 {
     /* exit() runs LeakSanitizer in the child, which may change the status: check the
      * start of the message only there */
-    check_death(die_exit, SANITIZED ? "worker %d exited with status" : "worker %d exited with status 3",
-                !SANITIZED);
+    check_death(die_exit, TU_SANITIZED ? "worker %d exited with status" : "worker %d exited with status 3",
+                !TU_SANITIZED);
 }
 END_TEST
 
@@ -546,16 +517,26 @@ END_TEST
 
 /* ---- cancellation and shutdown ------------------------------------------------------ */
 
-START_TEST(test_cancel_pending)
+enum { QUEUED = 10 };
+
+/* A pool of one worker, blocked in *first until release_task(), with QUEUED tasks
+ * submitted behind it: at most one of them is handed ahead, the others are pending. */
+static fut_executor *blocked_pool(fut_future **first, fut_future *queued[QUEUED])
 {
     pipes_open();
     fut_executor *ex = pool_new(1);
-    fut_future *first = fut_submit(ex, wait_released, (void *)1);
+    *first = fut_submit(ex, wait_released, (void *)1);
     read_note();
-    enum { N = 10 };
-    fut_future *fs[N];
-    for (long i = 0; i < N; i++)
-        fs[i] = fut_submit(ex, square, (void *)i);
+    for (long i = 0; i < QUEUED; i++)
+        queued[i] = fut_submit(ex, square, (void *)i);
+    return ex;
+}
+
+START_TEST(test_cancel_pending)
+{
+    enum { N = QUEUED };
+    fut_future *first, *fs[N];
+    fut_executor *ex = blocked_pool(&first, fs);
     /* at most one task is handed ahead: the others are pending */
     ck_assert(!fut_cancel(first));
     for (int i = 1; i < N; i++)
@@ -578,14 +559,9 @@ END_TEST
 
 START_TEST(test_cancel_futures)
 {
-    pipes_open();
-    fut_executor *ex = pool_new(1);
-    fut_future *first = fut_submit(ex, wait_released, (void *)1);
-    read_note();
-    enum { N = 10 };
-    fut_future *fs[N];
-    for (long i = 0; i < N; i++)
-        fs[i] = fut_submit(ex, square, (void *)i);
+    enum { N = QUEUED };
+    fut_future *first, *fs[N];
+    fut_executor *ex = blocked_pool(&first, fs);
     ck_assert_int_eq(fut_shutdown(ex, false, true), 0);
     for (int i = 1; i < N; i++)
         ck_assert(fut_cancelled(fs[i]));
@@ -617,9 +593,7 @@ START_TEST(test_shutdown_waits)
         ck_assert_int_eq((long)r, 20);
         fut_future_unref(fs[i]);
     }
-    /* every process of the pool is reaped */
-    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-    ck_assert_int_eq(errno, ECHILD);
+    ck_assert_msg(tu_no_children(), "a process of the pool is not reaped");
     ck_assert_int_eq(fut_shutdown(ex, true, false), 0);  /* twice is harmless */
     fut_executor_free(ex);
 }
@@ -764,7 +738,7 @@ END_TEST
 START_TEST(test_many_tasks)
 {
     fut_executor *ex = pool_new(2);
-    long n = 100000 / (scale() * (under_valgrind() ? 20 : 1));
+    long n = 100000 / (scale() * (tu_under_valgrind() ? 20 : 1));
     fut_future **fs = malloc((size_t)n * sizeof *fs);
     for (long i = 0; i < n; i++)
         ck_assert_ptr_nonnull(fs[i] = fut_submit(ex, square, (void *)(i % 1000)));
@@ -781,17 +755,6 @@ END_TEST
 
 /* ---- resources ----------------------------------------------------------------------- */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;  /* the directory's own */
-}
-
 /* New descriptors get the lowest free number: a limit at or below it leaves no room. */
 static rlim_t lowest_free_fd(void)
 {
@@ -803,7 +766,7 @@ static rlim_t lowest_free_fd(void)
 
 START_TEST(test_no_leaks)
 {
-    int fds = count_fds();
+    int fds = tu_count_fds();
     pipes_open();
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 3, .max_tasks_per_child = 2 });
     fut_future *fs[20];
@@ -822,10 +785,8 @@ START_TEST(test_no_leaks)
     close(to_test[1]);
     close(to_task[0]);
     close(to_task[1]);
-    ck_assert_int_eq(count_fds(), fds);
-    errno = 0;
-    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-    ck_assert_int_eq(errno, ECHILD);
+    ck_assert_int_eq(tu_count_fds(), fds);
+    ck_assert_msg(tu_no_children(), "a process of the pool is not reaped");
 }
 END_TEST
 
@@ -840,7 +801,7 @@ START_TEST(test_free_with_running_work)
     fut_executor_free(ex);
     ck_assert_int_eq(fut_result(f, 0, NULL), 0);
     fut_future_unref(f);
-    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_msg(tu_no_children(), "a process of the pool is not reaped");
 }
 END_TEST
 
@@ -908,10 +869,12 @@ START_TEST(test_parent_exit_kills_workers)
         _exit(0);  /* no shutdown */
     }
     long worker = read_note();
-    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)worker, 0);
+    /* valgrind does not know pidfd_open: it warns, then fails it with ENOSYS */
+    int pidfd = tu_under_valgrind() ? (errno = ENOSYS, -1)
+                                    : (int)syscall(SYS_pidfd_open, (pid_t)worker, 0);
     release_task();
     if (pidfd < 0 && errno == ENOSYS) {
-        /* valgrind does not know pidfd_open: nothing to wait on without sleeping */
+        /* no pidfd: nothing to wait on without sleeping */
         waitpid(parent, NULL, 0);
         return;
     }
@@ -927,7 +890,7 @@ END_TEST
 
 START_TEST(test_fd_limit)
 {
-    if (under_valgrind())
+    if (tu_under_valgrind())
         return;  /* valgrind fails every call on a descriptor above the soft limit, even
                     one the kernel handed out before the limit was lowered */
     struct rlimit old;
@@ -964,7 +927,7 @@ END_TEST
 
 START_TEST(test_result_too_large)
 {
-    if (SANITIZED || under_valgrind())
+    if (TU_SANITIZED || tu_under_valgrind())
         return;  /* both reserve address space that RLIMIT_AS would cut */
     fut_executor *ex = pool_new(1);
     fut_future *warm = fut_submit(ex, square, (void *)2);  /* the worker exists before the limit */
@@ -1065,20 +1028,12 @@ static Suite *process_pool_suite(void)
         { "result_too_large", test_result_too_large },
         { "bad_input", test_bad_input },
     };
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < TU_ARRAY_SIZE(tests); i++)
+        tcase_add_test(tu_tcase(s, tests[i].name, 60), tests[i].test);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(process_pool_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(process_pool_suite());
 }

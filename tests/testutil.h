@@ -1,6 +1,7 @@
 /*
- * Shared helpers for the Check test programs: clocks, fd and thread counting, gates and
- * counters to order threads without sleeping, and the common main().
+ * Shared helpers for the Check test programs: clocks, fd, thread and child counting,
+ * the quick mode of stress tests, gates and counters to order threads without sleeping,
+ * and the common main().
  *
  * Everything is static inline so that each program uses what it needs without warnings.
  */
@@ -9,11 +10,14 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <futures.h>
@@ -62,7 +66,7 @@ static inline int tu_count_dir(const char *path)
 {
     DIR *dir = opendir(path);
     if (!dir)
-        return -1;
+        ck_abort_msg("cannot open %s", path);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(dir)))
@@ -95,6 +99,13 @@ static inline int tu_settle_threads(int expected)
     return n;
 }
 
+/* True when the process has no child left, running or unreaped. */
+static inline bool tu_no_children(void)
+{
+    errno = 0;
+    return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
+}
+
 static inline void *tu_noop_thread(void *arg)
 {
     return arg;
@@ -119,22 +130,40 @@ static inline int tu_thread_baseline(void)
     return n;
 }
 
-/* True under valgrind (its preload library is in LD_PRELOAD), a sanitizer build or when
- * FUT_TEST_QUICK is set: the stress tests then use fewer iterations. */
-static inline bool tu_quick(void)
-{
+/* 1 in AddressSanitizer and ThreadSanitizer builds (gcc and clang), else 0. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return true;
+#define TU_SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return true;
+#define TU_SANITIZED 1
 #endif
 #endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
+/* True under valgrind: its preload libraries are in LD_PRELOAD (FUT_TEST_VALGRIND=1 says
+ * so where they are not). */
+static inline bool tu_under_valgrind(void)
+{
     const char *preload = getenv("LD_PRELOAD");
-    if (preload && strstr(preload, "vgpreload"))
+    if (preload && (strstr(preload, "vgpreload") || strstr(preload, "valgrind")))
         return true;
+    return getenv("FUT_TEST_VALGRIND") != NULL;
+}
+
+/* True when FUT_TEST_QUICK is set (to anything but "" or "0"). */
+static inline bool tu_quick_requested(void)
+{
     const char *quick = getenv("FUT_TEST_QUICK");
     return quick && *quick && strcmp(quick, "0") != 0;
+}
+
+/* True under valgrind, in a sanitizer build or when FUT_TEST_QUICK is set: the stress
+ * tests then use fewer iterations. */
+static inline bool tu_quick(void)
+{
+    return TU_SANITIZED || tu_under_valgrind() || tu_quick_requested();
 }
 
 static inline size_t tu_scale(size_t normal, size_t quick)
