@@ -4,6 +4,7 @@
  * the same chunk works on every executor: a process pool copies it back like any bytes
  * result. A sliding window of chunks in input order bounds the memory in use.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,7 +136,7 @@ struct window_slot {
 int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
             void **results, double timeout, size_t chunksize)
 {
-    if (!ex || !fn || (n && (!args || !results)))
+    if (!ex || !fn || (n && (!args || !results)) || isnan(timeout))
         return FUT_EINVAL;
     if (n == 0)
         return 0;
