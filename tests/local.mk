@@ -71,3 +71,12 @@ tests_test_process_pool_SOURCES = tests/test_process_pool.c
 tests_test_process_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_process_pool_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# The hostile pass (issues 9 and 13): hangs, crossed results, limits, forged messages.
+if HAVE_CHECK
+TESTS += tests/test_hostile
+check_PROGRAMS += tests/test_hostile
+tests_test_hostile_SOURCES = tests/test_hostile.c tests/testutil.h
+tests_test_hostile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_hostile_LDADD = libfutures.la $(CHECK_LIBS) -lm
+endif

@@ -118,8 +118,13 @@ static int process_pool_submit(fut_executor *ex, fut_future *f)
 
 static void join_dispatcher(struct process_pool *pool)
 {
+    /* A done callback (run by the dispatcher) that shuts its own pool down cannot wait
+     * for itself, nor for shutdown_lock: the thread in fut_executor_free holds it while it
+     * joins the dispatcher. `dispatcher` is set once before any callback can run. */
+    if (pthread_equal(pool->dispatcher, pthread_self()))
+        return;
     pthread_mutex_lock(&pool->shutdown_lock);
-    if (!pool->joined && !pthread_equal(pool->dispatcher, pthread_self())) {
+    if (!pool->joined) {
         pthread_join(pool->dispatcher, NULL);
         pool->joined = true;
     }
@@ -195,6 +200,7 @@ static int start_fork_server(struct process_pool *pool)
 
 static void stop_fork_server(struct process_pool *pool)
 {
+    shutdown(pool->fs_sock, SHUT_RDWR);  /* see the dispatcher's end */
     close(pool->fs_sock);
     int status;
     while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)
@@ -223,6 +229,10 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         errno = -rc;
         return NULL;
     }
+    if (opts && opts->max_workers > FUT_PROCESS_POOL_MAX_WORKERS) {
+        errno = EINVAL;
+        return NULL;
+    }
     struct process_pool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         errno = ENOMEM;
@@ -238,6 +248,7 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         pool->task_timeout = opts->task_timeout;
     }
     pthread_sigmask(SIG_SETMASK, NULL, &pool->config.sigmask);
+    sigaction(SIGCHLD, NULL, &pool->config.sigchld);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_mutex_init(&pool->shutdown_lock, NULL);
     /* the fork server first: it must not inherit the pool's own descriptors */

@@ -53,6 +53,8 @@ struct pool_worker {
     int fd;                        /* -1 once closed (end of file or error) */
     fut_future *slots[2];          /* slots[0] is the oldest; a NULL slot was abandoned
                                       (timed out), its outcome is ignored */
+    uint64_t seqs[2];              /* the sequence number each slot's task was sent with */
+    uint64_t last_seq;
     int n_slots;
     int n_sent;                    /* slots already written (or being written) */
     bool head_started;             /* START received for slots[0] */
@@ -61,6 +63,7 @@ struct pool_worker {
     bool want_out;                 /* watched for writability */
     bool write_failed;             /* the socket refused a write: no more writes */
     bool kill_owed;                /* a KILL request the fork server's socket could not take */
+    const char *fault;             /* why it was killed for breaking the protocol, or NULL */
     double started_at;
     long handed;                   /* tasks handed over its life */
     struct fut__wire_out out;
@@ -93,6 +96,8 @@ struct process_pool {
     int n_workers;                 /* in the list: alive or dying, not yet reported exited */
     int n_spawning;                /* SPAWN requests without a reply */
     int spawn_owed;                /* SPAWN requests the socket could not take yet */
+    int spawn_failures;            /* consecutive failed spawns: the backoff's exponent */
+    double spawn_retry_at;         /* no SPAWN request before then (after a failure) */
     bool fs_dead;
     bool fs_want_out;              /* the fork server's socket watched for writability */
     bool fs_failed;                /* a request could not be sent: the server is gone */
@@ -127,6 +132,9 @@ void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w);
 void fut__fork_client_send_requests(struct process_pool *pool);
 void fut__fork_client_read(struct process_pool *pool);
 void fut__fork_client_lost(struct process_pool *pool);
+
+/* The most workers a process pool accepts (each is a process and a socket). */
+#define FUT_PROCESS_POOL_MAX_WORKERS 65536
 
 /* dispatcher.c */
 #define FUT_DISPATCHER_EVENTS 64
