@@ -483,6 +483,45 @@ START_TEST(test_workers_inherit_sigchld_ignored)
 END_TEST
 
 
+/* ---- fut_map and task_timeout (issue 13) ------------------------------------------- */
+
+/* 10 ms of work; -1 never returns (killed by task_timeout) */
+static void *short_item(void *arg)
+{
+    if (TU_I(arg) < 0)
+        for (;;)
+            pause();
+    tu_sleep(0.01);
+    return TU_P(TU_I(arg) * 2);
+}
+
+static void map_timeout_body(void)
+{
+    enum { N = 40 };
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2, .task_timeout = 0.2 });
+    REQUIRE(ex != NULL);
+    void *args[N], *results[N];
+    for (intptr_t i = 0; i < N; i++)
+        args[i] = TU_P(i);
+    /* 40 items of 10 ms: chunks of 20 would take 0.2 s each, but each item gets 0.2 s */
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
+    for (intptr_t i = 0; i < N; i++)
+        REQUIRE(TU_I(results[i]) == 2 * i);
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 20) == 0);
+    /* one item overruns: it fails alone */
+    args[17] = TU_P(-1);
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == FUT_ETIMEDOUT);
+    for (intptr_t i = 0; i < N; i++)
+        REQUIRE(i == 17 ? results[i] == NULL : TU_I(results[i]) == 2 * i);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_map_task_timeout_per_item)
+{
+    bounded(map_timeout_body, 60);
+}
+END_TEST
+
 /* ---- the event loop ------------------------------------------------------------------ */
 
 static void count_call(void *arg)
@@ -590,6 +629,7 @@ static Suite *hostile_suite(void)
         { "strerror_int_min", test_strerror_int_min },
         { "max_workers_int_max", test_max_workers_int_max },
         { "workers_inherit_sigchld_ignored", test_workers_inherit_sigchld_ignored },
+        { "map_task_timeout_per_item", test_map_task_timeout_per_item },
         { "handle_of_another_loop", test_handle_of_another_loop },
         { "add_reader_fd_not_open", test_add_reader_fd_not_open },
         { "threadsafe_calls_racing_free", test_threadsafe_calls_racing_free },

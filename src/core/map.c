@@ -147,6 +147,10 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         if (chunksize < 1)
             chunksize = 1;
     }
+    /* task_timeout is a promise to each item: an item alone in its task gets all of it, and
+     * one that overruns fails alone (a chunk would fail every item in it) */
+    if (ex->task_timeout > 0)
+        chunksize = 1;
     if (chunksize > n)
         chunksize = n;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;

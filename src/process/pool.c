@@ -246,6 +246,7 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         pool->config.initarg = opts->initarg;
         pool->config.max_tasks = opts->max_tasks_per_child;
         pool->task_timeout = opts->task_timeout;
+        pool->base.task_timeout = opts->task_timeout;
     }
     pthread_sigmask(SIG_SETMASK, NULL, &pool->config.sigmask);
     sigaction(SIGCHLD, NULL, &pool->config.sigchld);
