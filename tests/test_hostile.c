@@ -483,6 +483,51 @@ START_TEST(test_workers_inherit_sigchld_ignored)
 END_TEST
 
 
+/* ---- latency: a task handed ahead moves to a worker that became idle --------------- */
+
+static int gates[2][2];            /* one pipe per blocker: the test writes, a task reads */
+static int started[2];             /* tasks note their start here */
+
+static void *blocker(void *arg)
+{
+    char c = 1;
+    if (write(started[1], &c, 1) != 1)
+        _exit(97);
+    return TU_P(read(gates[TU_I(arg)][0], &c, 1));
+}
+
+static void ahead_body(void)
+{
+    REQUIRE(pipe(gates[0]) == 0 && pipe(gates[1]) == 0 && pipe(started) == 0);
+    fut_executor *ex = process_pool(2);
+    for (int round = 0; round < 2; round++) {
+        fut_future *b[2] = { fut_submit(ex, blocker, TU_P(0)), fut_submit(ex, blocker, TU_P(1)) };
+        char c;
+        for (int i = 0; i < 2; i++)  /* both workers busy */
+            REQUIRE(read(started[0], &c, 1) == 1);
+        /* handed ahead to one of the busy workers */
+        fut_future *quick = fut_submit(ex, square, TU_P(11));
+        REQUIRE(quick != NULL);
+        while (!fut_running(quick))  /* handed: it left the queue for a busy worker */
+            tu_sleep(0.001);
+        /* one blocker ends; whichever worker holds `quick`, it must run now, while the
+         * other blocker still blocks (it is released only afterwards) */
+        int first = round;
+        REQUIRE(write(gates[first][1], &c, 1) == 1);
+        REQUIRE(result_of(quick) == 121);
+        REQUIRE(!fut_done(b[1 - first]));
+        REQUIRE(write(gates[1 - first][1], &c, 1) == 1);
+        REQUIRE(result_of(b[0]) == 1 && result_of(b[1]) == 1);
+    }
+    fut_executor_free(ex);
+}
+
+START_TEST(test_task_ahead_moves_to_idle_worker)
+{
+    bounded(ahead_body, 30);
+}
+END_TEST
+
 /* ---- fut_map and task_timeout (issue 13) ------------------------------------------- */
 
 /* 10 ms of work; -1 never returns (killed by task_timeout) */
@@ -629,6 +674,7 @@ static Suite *hostile_suite(void)
         { "strerror_int_min", test_strerror_int_min },
         { "max_workers_int_max", test_max_workers_int_max },
         { "workers_inherit_sigchld_ignored", test_workers_inherit_sigchld_ignored },
+        { "task_ahead_moves_to_idle_worker", test_task_ahead_moves_to_idle_worker },
         { "map_task_timeout_per_item", test_map_task_timeout_per_item },
         { "handle_of_another_loop", test_handle_of_another_loop },
         { "add_reader_fd_not_open", test_add_reader_fd_not_open },

@@ -25,6 +25,8 @@ static bool can_take(const struct process_pool *pool, const struct pool_worker *
 static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f)
 {
     w->seqs[w->n_slots] = ++w->last_seq;
+    if (w->n_slots == 1)  /* handed ahead: offered, so that it can be taken back */
+        atomic_store(w->claim, FUT_CLAIM(w->last_seq, FUT_CLAIM_OFFERED));
     w->slots[w->n_slots++] = f;
     w->handed++;
     fut__channel_flush(pool, w);
@@ -44,12 +46,48 @@ static bool hand_out(struct process_pool *pool, int max_slots)
     return true;  /* tasks may be left */
 }
 
+/* Takes back w's task handed ahead, when it has not started: true, and it is f. */
+static bool take_back(struct pool_worker *w, fut_future **f)
+{
+    if (w->n_slots != 2 || !w->slots[1] || (w->n_sent == 2 && w->out.busy))
+        return false;  /* nothing ahead, or its message is being written: let it be */
+    if (w->n_sent == 2) {
+        uint64_t offered = FUT_CLAIM(w->seqs[1], FUT_CLAIM_OFFERED);
+        if (!atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(w->seqs[1], FUT_CLAIM_REVOKED)))
+            return false;  /* the worker claimed it first: it runs there */
+        w->n_sent = 1;
+    }
+    *f = w->slots[1];
+    w->slots[1] = NULL;
+    w->n_slots = 1;
+    w->handed--;
+    return true;
+}
+
+/* Nothing is queued: idle workers take the tasks handed ahead to busy ones. */
+static void rebalance(struct process_pool *pool)
+{
+    for (struct pool_worker *idle = pool->workers; idle; idle = idle->next) {
+        if (idle->n_slots != 0 || !can_take(pool, idle, 1))
+            continue;
+        fut_future *f = NULL;
+        for (struct pool_worker *busy = pool->workers; busy && !f; busy = busy->next)
+            if (busy != idle)
+                take_back(busy, &f);
+        if (!f)
+            return;  /* nothing left to take */
+        hand(pool, idle, f);
+    }
+}
+
 static void schedule(struct process_pool *pool)
 {
     if (pool->broken)
         return;
-    if (!hand_out(pool, 1))
+    if (!hand_out(pool, 1)) {
+        rebalance(pool);
         return;
+    }
     pthread_mutex_lock(&pool->lock);
     size_t waiting = pool->queue_left = pool->queue_len;
     pthread_mutex_unlock(&pool->lock);

@@ -58,7 +58,12 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
         spawn_failed(pool, msg->value ? msg->value : EAGAIN);
         return;
     }
-    struct pool_worker *w = fd >= 0 ? fut__channel_open(pool, msg->pid, fd) : NULL;
+    struct pool_worker *w = NULL;
+    if (fd >= 0 && msg->slot >= 0 && (size_t)msg->slot < pool->n_claims &&
+        (w = fut__channel_open(pool, msg->pid, fd)) != NULL) {
+        w->claim = &pool->claims[msg->slot];
+        atomic_store(w->claim, 0);  /* a previous worker's word: no task of ours has seq 0 */
+    }
     if (w && pool->broken)
         fut__fork_client_kill(pool, w);
     if (w) {

@@ -93,10 +93,11 @@ static void spawn(struct fork_server *s)
         close(s->sock);
         close(s->sigfd);
         close(sv[0]);
-        fut__worker_main(sv[1], s->config, s->self, serial, s->safe);
+        fut__worker_main(sv[1], s->config, s->self, serial, s->safe, (int)(slot - s->children));
     }
     *slot = pid;
     reply.pid = pid;
+    reply.slot = (int32_t)(slot - s->children);
 done:
     if (sv[1] >= 0)
         close(sv[1]);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,6 +168,7 @@ static void process_pool_destroy(fut_executor *ex)
     pthread_mutex_destroy(&pool->lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
     free(pool->broken_message);
+    munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     free(pool);
 }
 
@@ -252,6 +254,16 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     sigaction(SIGCHLD, NULL, &pool->config.sigchld);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_mutex_init(&pool->shutdown_lock, NULL);
+    /* claim words shared with every worker: mapped before the fork server is forked */
+    pool->n_claims = (size_t)pool->base.max_workers + 1;
+    pool->claims = mmap(NULL, pool->n_claims * sizeof *pool->claims, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pool->claims == MAP_FAILED) {
+        pool->claims = NULL;
+        rc = FUT_ENOMEM;
+        goto fail;
+    }
+    pool->config.claims = pool->claims;
     /* the fork server first: it must not inherit the pool's own descriptors */
     if ((rc = start_fork_server(pool)) != 0)
         goto fail;
@@ -261,6 +273,8 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     }
     return &pool->base;
 fail:
+    if (pool->claims)
+        munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     fut__poller_close(&pool->poller);
     if (pool->wakefd >= 0)
         close(pool->wakefd);

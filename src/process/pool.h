@@ -21,7 +21,11 @@
  * A worker holds at most two tasks: the one it runs and one handed ahead of it, and only
  * when no worker is idle and none can be started. Both count as running (they left the
  * queue); everything still queued is pending and cancellable. The worker says START
- * before it runs a task: task_timeout counts from there.
+ * before it runs a task: task_timeout counts from there. A task handed ahead is offered
+ * through the worker's claim word: when another worker becomes idle with nothing queued
+ * while the task still waits, the dispatcher takes it back (compare-and-swap, see
+ * worker.h) and hands it to the idle worker, so the one-ahead rule never makes a task
+ * wait behind a long one while a worker idles.
  *
  * Deaths: the fork server reaps workers and reports each exit status. On that report the
  * dispatcher reads what the dead worker had already written (it cannot write more), then
@@ -63,6 +67,7 @@ struct pool_worker {
     bool want_out;                 /* watched for writability */
     bool write_failed;             /* the socket refused a write: no more writes */
     bool kill_owed;                /* a KILL request the fork server's socket could not take */
+    _Atomic uint64_t *claim;       /* its claim word (worker.h) */
     const char *fault;             /* why it was killed for breaking the protocol, or NULL */
     double started_at;
     long handed;                   /* tasks handed over its life */
@@ -102,6 +107,8 @@ struct process_pool {
     bool fs_want_out;              /* the fork server's socket watched for writability */
     bool fs_failed;                /* a request could not be sent: the server is gone */
     char *broken_message;
+    _Atomic uint64_t *claims;      /* the workers' claim words, MAP_SHARED (worker.h) */
+    size_t n_claims;
 };
 
 /* pool.c: the queue, under pool->lock unless said otherwise */

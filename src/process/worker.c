@@ -23,6 +23,7 @@ struct worker_process {
     int fd;
     pid_t self;                    /* the process the fork server forked */
     unsigned safe;                 /* FUT_WORKER_ flags */
+    _Atomic uint64_t *claim;       /* this worker's claim word (worker.h) */
     const struct fut__worker_config *config;
     struct fut__wire_in in;
     struct fut__wire_header pending_header;   /* a task read ahead, not started yet */
@@ -105,11 +106,26 @@ static bool read_task(struct worker_process *w, struct fut__wire_header *h, void
     }
 }
 
-/* Whether the next task has already arrived in full (no blocking). */
+/* Whether this worker may start the task: false when the parent took it back. */
+static bool claim_task(struct worker_process *w, const struct fut__wire_header *h)
+{
+    uint64_t offered = FUT_CLAIM(h->seq, FUT_CLAIM_OFFERED);
+    if (atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(h->seq, FUT_CLAIM_STARTED)))
+        return true;
+    return offered != FUT_CLAIM(h->seq, FUT_CLAIM_REVOKED);  /* not offered: ours */
+}
+
+/* Whether the next task has already arrived in full (no blocking) and is ours to run;
+ * tasks taken back are dropped on the way. */
 static bool peek_task(struct worker_process *w)
 {
-    if (!w->has_pending)
-        w->has_pending = fut__wire_in_next(&w->in, &w->pending_header, &w->pending_payload);
+    while (!w->has_pending && fut__wire_in_next(&w->in, &w->pending_header, &w->pending_payload)) {
+        w->has_pending = claim_task(w, &w->pending_header);
+        if (!w->has_pending)
+            free(w->pending_payload);
+        else
+            w->pending_header.code = 2;  /* marks it claimed */
+    }
     return w->has_pending;
 }
 
@@ -179,7 +195,7 @@ static void run_task(struct worker_process *w, const struct fut__wire_header *h,
 }
 
 _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config, pid_t fork_server,
-                                unsigned serial, unsigned safe)
+                                unsigned serial, unsigned safe, int slot)
 {
     /* second line of defence: the fork server kills its workers when the parent goes away */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -198,6 +214,7 @@ _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config,
     w.fd = fd;
     w.self = getpid();
     w.safe = safe;
+    w.claim = &config->claims[slot];
     w.config = config;
     w.in.alloc = alloc_payload;
     w.in.ctx = &w;
@@ -213,6 +230,10 @@ _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config,
     struct fut__wire_header h;
     void *payload;
     for (long done = 0; read_task(&w, &h, &payload);) {
+        if (h.code == 0 && !claim_task(&w, &h)) {
+            free(payload);  /* taken back for another worker */
+            continue;
+        }
         done++;
         bool last = config->max_tasks > 0 && done >= config->max_tasks;
         run_task(&w, &h, payload, last);

@@ -10,6 +10,8 @@
 #define FUT_PROCESS_WORKER_H
 
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "futures.h"
@@ -21,7 +23,22 @@ struct fut__worker_config {
     int max_tasks;                 /* exit after this many tasks; 0: never */
     sigset_t sigmask;              /* the signal mask to restore (the fork server blocks SIGCHLD) */
     struct sigaction sigchld;      /* SIGCHLD's disposition to restore (the fork server sets SIG_DFL) */
+    _Atomic uint64_t *claims;      /* shared with the parent, one word per worker slot */
 };
+
+/*
+ * Claim words: a task handed ahead to a busy worker may be taken back by the parent for a
+ * worker that became idle first (pool.h). The parent offers it by storing
+ * seq << 2 | FUT_CLAIM_OFFERED in the worker's word (MAP_SHARED, made before the fork
+ * server); before it starts an offered task, the worker changes the word to
+ * FUT_CLAIM_STARTED, and the parent takes one back by changing it to FUT_CLAIM_REVOKED,
+ * both by compare-and-swap: exactly one of the two wins, so a task never runs twice and
+ * never runs nowhere. A revoked task is dropped unread by the worker, without a word.
+ */
+#define FUT_CLAIM_OFFERED 0u
+#define FUT_CLAIM_STARTED 1u
+#define FUT_CLAIM_REVOKED 2u
+#define FUT_CLAIM(seq, state) ((uint64_t)(seq) << 2 | (state))
 
 /* What the fork server found safe to do in its workers: libc locks that another thread of
  * the parent held when the fork server was forked stay locked in it and in every worker,
@@ -39,6 +56,6 @@ struct fut__worker_config {
 /* Runs the worker on fd; serial numbers the worker (it seeds the random generators);
  * safe is a set of FUT_WORKER_ flags. */
 _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config, pid_t fork_server,
-                                unsigned serial, unsigned safe);
+                                unsigned serial, unsigned safe, int slot);
 
 #endif
