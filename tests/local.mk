@@ -56,3 +56,11 @@ check-valgrind: $(FUT_CHECK_TESTS)
 	        $(LIBTOOL) --mode=execute valgrind $(VALGRIND_FLAGS) $$forks ./$$t || status=1; \
 	done; exit $$status
 .PHONY: check-valgrind
+
+# The hostile pass: hangs, crossed results, limits, forged messages, each case bounded in
+# time. Not under check-valgrind: its cases are hang detectors with time limits that
+# memcheck's slowdown would trip.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_hostile
+TESTS += tests/test_hostile
+endif

@@ -3,6 +3,7 @@
  * as it finishes; next() hands them out in that order. Futures already done are queued
  * first, in input order.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "core/future.h"
@@ -47,7 +48,7 @@ static size_t collect_distinct(fut_as_completed *it, fut_future *const *fs, size
 
 fut_as_completed *fut_as_completed_new(fut_future *const *fs, size_t n, double timeout)
 {
-    if (!fs && n) {
+    if ((!fs && n) || isnan(timeout)) {
         errno = EINVAL;
         return NULL;
     }

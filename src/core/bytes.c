@@ -32,6 +32,29 @@ static struct registry_shard registry[SHARDS] = {
 static atomic_size_t registry_size;  /* lets fut__bytes_claim skip the locks when empty */
 static char tombstone;
 
+/*
+ * fork(): a child (the process pool's fork server, and so its workers, or any child of
+ * the application) must not inherit a shard locked by another thread, which nobody would
+ * ever unlock there. The forking thread takes every shard (in index order, the only
+ * place that takes more than one) and releases them on both sides.
+ */
+static void registry_lock_all(void)
+{
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&registry[i].lock);
+}
+
+static void registry_unlock_all(void)
+{
+    for (int i = SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&registry[i].lock);
+}
+
+__attribute__((constructor)) static void registry_fork_safe(void)
+{
+    pthread_atfork(registry_lock_all, registry_unlock_all, registry_unlock_all);
+}
+
 static size_t hash_pointer(const void *p)
 {
     uintptr_t x = (uintptr_t)p;

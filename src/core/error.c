@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <string.h>
 
 #include "futures.h"
@@ -17,7 +18,9 @@ const char *fut_strerror(int code)
     default:             break;
     }
     /* Any other negative code is a negated errno; positive codes belong to tasks. */
-    if (code < 0)
+    if (code < 0 && code != INT_MIN)  /* -INT_MIN does not exist */
         return strerror(-code);
+    if (code < 0)
+        return "unknown error";
     return "task-defined error";
 }

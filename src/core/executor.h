@@ -20,6 +20,7 @@ struct fut_executor_ops {
 struct fut_executor {
     const struct fut_executor_ops *ops;
     int max_workers;
+    double task_timeout;           /* > 0: each task's time limit (fut_map sends items alone) */
 };
 
 /* Validated options with defaults applied. */

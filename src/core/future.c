@@ -5,6 +5,7 @@
  * Completing a future that nobody waits on makes no system call: waiters are only
  * signalled when one is attached, and an uncontended mutex stays in user space.
  */
+#include <math.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,7 +287,7 @@ static int wait_outcome(fut_future *f, double timeout)
 
 int fut_result(fut_future *f, double timeout, void **out)
 {
-    if (!f)
+    if (!f || isnan(timeout))
         return FUT_EINVAL;
     int rc = wait_outcome(f, timeout);
     if (rc == 0 && out)
@@ -296,7 +297,7 @@ int fut_result(fut_future *f, double timeout, void **out)
 
 int fut_exception(fut_future *f, double timeout)
 {
-    return f ? wait_outcome(f, timeout) : FUT_EINVAL;
+    return f && !isnan(timeout) ? wait_outcome(f, timeout) : FUT_EINVAL;
 }
 
 int fut__future_add_callback(fut_future *f, fut_done_fn cb, void *arg, bool inline_always)

@@ -4,6 +4,7 @@
  * the same chunk works on every executor: a process pool copies it back like any bytes
  * result. A sliding window of chunks in input order bounds the memory in use.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,7 +136,7 @@ struct window_slot {
 int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
             void **results, double timeout, size_t chunksize)
 {
-    if (!ex || !fn || (n && (!args || !results)))
+    if (!ex || !fn || (n && (!args || !results)) || isnan(timeout))
         return FUT_EINVAL;
     if (n == 0)
         return 0;
@@ -146,6 +147,10 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         if (chunksize < 1)
             chunksize = 1;
     }
+    /* task_timeout is a promise to each item: an item alone in its task gets all of it, and
+     * one that overruns fails alone (a chunk would fail every item in it) */
+    if (ex->task_timeout > 0)
+        chunksize = 1;
     if (chunksize > n)
         chunksize = n;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;

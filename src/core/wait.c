@@ -1,4 +1,5 @@
 /* fut_wait: one waiter attached to every pending future, as Python's wait() does. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +76,7 @@ static int block(fut_future **pending, size_t n, double timeout, int return_when
 
 int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t *n_done)
 {
-    if ((!fs && n) || !n_done)
+    if ((!fs && n) || !n_done || isnan(timeout))
         return FUT_EINVAL;
     if (return_when != FUT_FIRST_COMPLETED && return_when != FUT_FIRST_EXCEPTION &&
         return_when != FUT_ALL_COMPLETED)

@@ -1,13 +1,16 @@
 /*
- * Internal: the table behind fut_handle. A handle names a slot and the slot's generation,
- * so cancelling by handle is O(1), a stale handle (its callback ran or was cancelled, the
- * slot since reused) is recognised, and memory is bounded by the callbacks pending at once.
+ * Internal: the table behind fut_handle. A handle names its loop, a slot and the slot's
+ * generation, so cancelling by handle is O(1), a stale handle (its callback ran or was
+ * cancelled, the slot since reused) is recognised, a handle of another loop is refused,
+ * and memory is bounded by the callbacks pending at once.
  *
- *   handle = tag << 63 | generation << 32 | slot index,   generation in [1, 2^31)
+ *   handle = tag << 63 | loop id << 51 | generation << 32 | slot index
+ *            loop id in [1, 4096), generation in [1, 2^19), slot index < 2^31
  *
- * The tag tells the loop's two tables apart (see loop.h). A generation is never 0, so
- * neither is a handle. After 2^31 reuses of one slot its generations wrap around; a
- * handle kept that long could then name a newer callback.
+ * The tag tells the loop's two tables apart (see loop.h). Loop ids are handed out in turn,
+ * so two loops alive at once share one only after 4095 loops were created in between. A
+ * generation is never 0, so neither is a handle. After 2^19 reuses of one slot its
+ * generations wrap around; a handle kept that long could then name a newer callback.
  */
 #ifndef FUT_LOOP_HANDLE_H
 #define FUT_LOOP_HANDLE_H
@@ -46,7 +49,7 @@ struct fut_slot_table {
     uint32_t n_chunks, chunks_cap;
     uint32_t used;                 /* slots [0 .. used) have been issued at least once */
     uint32_t free_head;            /* LIFO free list: the slot freed last is warm in cache */
-    uint64_t tag;                  /* 0 or 1ULL << 63 */
+    uint64_t tag;                  /* 0 or 1ULL << 63, with the loop id */
 };
 
 static inline struct fut_slot *fut__slot(const struct fut_slot_table *t, uint32_t index)
@@ -54,7 +57,11 @@ static inline struct fut_slot *fut__slot(const struct fut_slot_table *t, uint32_
     return &t->chunks[index >> FUT_SLOT_CHUNK_SHIFT][index & (FUT_SLOT_CHUNK - 1)];
 }
 
-void fut__slots_init(struct fut_slot_table *t, uint64_t tag);
+#define FUT_LOOP_ID_SHIFT 51
+#define FUT_LOOP_ID_LIMIT (1U << 12)
+
+/* tag: 0 or 1ULL << 63; loop_id in [1, FUT_LOOP_ID_LIMIT) */
+void fut__slots_init(struct fut_slot_table *t, uint64_t tag, uint32_t loop_id);
 void fut__slots_destroy(struct fut_slot_table *t);
 /* Takes a slot in `state` for cb(arg); returns its index and sets *h, or FUT_SLOT_NONE
  * (out of memory). */
@@ -62,7 +69,8 @@ uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
                           enum fut_slot_state state, fut_handle *h);
 void fut__slots_free(struct fut_slot_table *t, uint32_t index);
 /* The slot a pending handle names: 0 and *index when it is READY or TIMER; FUT_ENOENT when
- * it was issued but is no longer pending; FUT_EINVAL when this table never issued it. */
+ * it was issued but is no longer pending, or by another loop; FUT_EINVAL when no loop
+ * issued it. */
 int  fut__slots_find(const struct fut_slot_table *t, fut_handle h, uint32_t *index);
 
 #endif

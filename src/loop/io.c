@@ -2,6 +2,7 @@
  * The loop's fd watchers: level-triggered readiness callbacks, one registration per fd
  * for both directions, in a table indexed by fd.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,9 @@ static int add_watch(fut_loop *loop, int fd, unsigned dir, fut_callback cb, void
 {
     if (!loop || !cb || fd < 0 || fd == loop->poller.epfd || fd == loop->wake_fd)
         return FUT_EINVAL;
+    /* the table is indexed by fd: a number that is not open must not size it */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
     int rc = io_reserve(loop, fd);
     if (rc)
         return rc;

@@ -21,6 +21,7 @@
  * Both are sequentially consistent, so one of them sees the other: no wake-up is lost.
  */
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -156,13 +157,24 @@ fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg
     return h;
 }
 
+/* Against fut_loop_free: the call counts itself in flight, then looks at `freed`; free
+ * sets `freed`, then waits for the calls in flight (both sequentially consistent, so one
+ * of the two sees the other). A call that saw `freed` clear is waited for; one that sees
+ * it set touches nothing but the loop record, which free keeps (quarantined). */
 fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *arg)
 {
     if (!loop || !cb) {
         errno = EINVAL;
         return 0;
     }
-    return fut__loop_post(loop->core, cb, arg, false);
+    atomic_fetch_add(&loop->ts_in_flight, 1);
+    fut_handle h = 0;
+    if (atomic_load(&loop->freed))
+        errno = ESHUTDOWN;
+    else
+        h = fut__loop_post(loop->core, cb, arg, false);
+    atomic_fetch_sub(&loop->ts_in_flight, 1);
+    return h;
 }
 
 /* Moves the inbox into the ready queue, in arrival order. */
@@ -491,8 +503,10 @@ fut_loop *fut_loop_new(void)
         return NULL;
     }
     loop->poller.epfd = loop->wake_fd = -1;
-    fut__slots_init(&loop->slots, 0);
-    fut__slots_init(&loop->ts_slots, FUT_LOOP_TS_TAG);
+    static atomic_uint next_loop_id;
+    uint32_t loop_id = atomic_fetch_add(&next_loop_id, 1) % (FUT_LOOP_ID_LIMIT - 1) + 1;
+    fut__slots_init(&loop->slots, 0, loop_id);
+    fut__slots_init(&loop->ts_slots, FUT_LOOP_TS_TAG, loop_id);
     int rc = open_fds(loop);
     if (rc)
         goto fail;
@@ -549,10 +563,39 @@ static void drop_pending(fut_loop *loop)
             cb(arg);
 }
 
+/*
+ * Freed loops' records stay allocated for a while (the last QUARANTINE of them, in a FIFO):
+ * a fut_loop_call_soon_threadsafe that races fut_loop_free reads `freed` from memory that
+ * is still there and returns ESHUTDOWN. The records are emptied (everything they pointed
+ * to is freed); a record is never reused for another loop, so a late call cannot cross
+ * into a new loop. Calls that begin after fut_loop_free returned remain undefined.
+ */
+#define QUARANTINE 64
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static fut_loop *quarantine[QUARANTINE];
+static size_t quarantine_next;
+
+static void quarantine_loop(fut_loop *loop)
+{
+    pthread_mutex_lock(&quarantine_lock);
+    fut_loop *oldest = quarantine[quarantine_next];
+    quarantine[quarantine_next] = loop;
+    quarantine_next = (quarantine_next + 1) % QUARANTINE;
+    pthread_mutex_unlock(&quarantine_lock);
+    if (oldest) {
+        while (atomic_load(&oldest->ts_in_flight) > 0)
+            sched_yield();
+        free(oldest);
+    }
+}
+
 void fut_loop_free(fut_loop *loop)
 {
     if (!loop || atomic_load(&loop->running))
         return;  /* freeing a running loop would pull it from under its own thread */
+    atomic_store(&loop->freed, true);
+    while (atomic_load(&loop->ts_in_flight) > 0)
+        sched_yield();  /* a call that saw `freed` clear: it posts (or fails) in moments */
     pthread_mutex_lock(&loop->core->lock);
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
     pthread_mutex_unlock(&loop->core->lock);
@@ -567,5 +610,6 @@ void fut_loop_free(fut_loop *loop)
     free(loop->inbox_spare);
     free(loop->io);
     fut__loop_core_release(loop->core);
-    free(loop);
+    loop->core = NULL;
+    quarantine_loop(loop);
 }

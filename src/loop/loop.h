@@ -46,6 +46,9 @@ struct fut_io {
 
 struct fut_loop {
     struct fut_loop_core *core;
+    /* fut_loop_call_soon_threadsafe against fut_loop_free (see loop.c, freeing) */
+    atomic_int ts_in_flight;           /* threadsafe calls between their check and return */
+    atomic_bool freed;                 /* fut_loop_free began: threadsafe calls refuse */
     struct fut_slot_table slots;       /* call_soon / call_later handles */
     struct fut_ready ready;
     struct fut_timer_heap timers;

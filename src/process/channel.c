@@ -14,18 +14,33 @@
 #include "core/task_context.h"
 #include "process/pool.h"
 
+/* A bound on sizes read from the wire: a result larger than the machine's memory cannot
+ * be real, and trying to allocate it (a forged header) would only hurt. */
+static uint64_t largest_result(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return (uint64_t)1 << 40;
+    return (uint64_t)pages * (uint64_t)page;
+}
+
+static void protocol_error(struct process_pool *pool, struct pool_worker *w, const char *why);
+
+/* Where a payload goes. A length no real message has (a forged header) is a protocol
+ * error at once: waiting for its payload would wait for ever. */
 static void *alloc_payload(void *ctx, const struct fut__wire_header *h)
 {
-    (void)ctx;
-    if (h->type == FUT_WIRE_BYTES)
-        return h->len > SIZE_MAX / 2 ? NULL : fut_bytes_new((size_t)h->len);
+    struct pool_worker *w = ctx;
+    if (h->type == FUT_WIRE_BYTES && h->len <= largest_result() && h->len <= SIZE_MAX / 2)
+        return fut_bytes_new((size_t)h->len);  /* NULL (no memory): the task fails, ENOMEM */
     if (h->type == FUT_WIRE_RAISE && h->len < (1u << 30)) {
         char *message = malloc((size_t)h->len + 1);
         if (message)
             message[h->len] = '\0';
         return message;
     }
-    return NULL;  /* no other message has a payload: drop it */
+    protocol_error(w->pool, w, "a message of an impossible length");
+    return NULL;
 }
 
 static void free_payload(void *ctx, const struct fut__wire_header *h, void *p)
@@ -66,9 +81,11 @@ void fut__channel_flush(struct process_pool *pool, struct pool_worker *w)
         if (!w->out.busy) {
             if (w->n_sent >= w->n_slots)
                 break;
+            uint64_t seq = w->seqs[w->n_sent];
             const struct fut_task_part *task = &w->slots[w->n_sent++]->part.task;
             struct fut__wire_header h = {
                 .type = FUT_WIRE_TASK,
+                .seq = seq,
                 .len = task->arg_copied ? task->arg_len : 0,
                 .a = (uint64_t)(uintptr_t)task->fn,
                 .b = (uint64_t)(uintptr_t)task->arg,
@@ -94,19 +111,29 @@ static void pop_slot(struct pool_worker *w)
 {
     w->slots[0] = w->slots[1];
     w->slots[1] = NULL;
+    w->seqs[0] = w->seqs[1];
     w->n_slots--;
     w->n_sent--;
     w->head_started = false;
+}
+
+/* The worker broke the protocol (a forged or stray message: a task writing on the
+ * channel, a process that is not the worker): it is killed, and what it held fails with
+ * the reason when its exit is reported. Nothing it says from now on is believed. */
+static void protocol_error(struct process_pool *pool, struct pool_worker *w, const char *why)
+{
+    if (!w->fault)
+        w->fault = why;
+    fut__fork_client_kill(pool, w);
 }
 
 static void complete_head(struct process_pool *pool, struct pool_worker *w, const struct fut__wire_header *h,
                           void *payload)
 {
     fut_future *f = w->n_slots ? w->slots[0] : NULL;
-    if (w->n_slots == 0 || w->n_sent == 0) {
-        /* an outcome for nothing we sent: a protocol error, the worker goes */
+    if (w->n_slots == 0 || w->n_sent == 0 || !w->head_started || h->seq != w->seqs[0]) {
         free_payload(NULL, h, payload);
-        fut__fork_client_kill(pool, w);
+        protocol_error(pool, w, "an outcome for a task it was not running");
         return;
     }
     pop_slot(w);
@@ -146,6 +173,15 @@ static void complete_head(struct process_pool *pool, struct pool_worker *w, cons
 static void handle_message(struct process_pool *pool, struct pool_worker *w, const struct fut__wire_header *h,
                            void *payload)
 {
+    if (w->fault) {
+        free_payload(NULL, h, payload);  /* killed already: nothing it says counts */
+        return;
+    }
+    if ((h->type == FUT_WIRE_READY || h->type == FUT_WIRE_INIT_FAILED) == w->ready) {
+        free_payload(NULL, h, payload);
+        protocol_error(pool, w, w->ready ? "a second READY or INIT_FAILED" : "a message before READY");
+        return;
+    }
     switch (h->type) {
     case FUT_WIRE_READY:
         w->ready = true;
@@ -159,11 +195,13 @@ static void handle_message(struct process_pool *pool, struct pool_worker *w, con
         break;
     }
     case FUT_WIRE_START:
-        if (w->n_slots > 0 && !w->head_started) {
-            w->head_started = true;
-            if (pool->task_timeout > 0)
-                w->started_at = fut__now();
+        if (w->n_sent == 0 || w->head_started || h->seq != w->seqs[0]) {
+            protocol_error(pool, w, "a START for a task it was not given");
+            break;
         }
+        w->head_started = true;
+        if (pool->task_timeout > 0)
+            w->started_at = fut__now();
         break;
     case FUT_WIRE_RESULT:
     case FUT_WIRE_BYTES:
@@ -171,9 +209,10 @@ static void handle_message(struct process_pool *pool, struct pool_worker *w, con
         complete_head(pool, w, h, payload);
         return;
     default:
+        protocol_error(pool, w, "a message of an unknown type");
         break;
     }
-    free(payload);
+    free_payload(NULL, h, payload);
 }
 
 /* Reads and handles everything the worker has written so far. */
@@ -245,6 +284,11 @@ void fut__channel_worker_exited(struct process_pool *pool, struct pool_worker *w
     close_worker_fd(pool, w);
     char message[256];
     describe_status(message, sizeof message, w->pid, status);
+    if (w->fault) {
+        size_t used = strlen(message);
+        snprintf(message + used, sizeof message - used,
+                 " (killed: it broke the pool's protocol with %s)", w->fault);
+    }
     if (!w->ready && pool->config.initializer && !pool->broken) {
         char why[320];
         snprintf(why, sizeof why, "%s before its initializer finished: the process pool is broken",

@@ -24,6 +24,9 @@ static bool can_take(const struct process_pool *pool, const struct pool_worker *
 
 static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f)
 {
+    w->seqs[w->n_slots] = ++w->last_seq;
+    if (w->n_slots == 1)  /* handed ahead: offered, so that it can be taken back */
+        atomic_store(w->claim, FUT_CLAIM(w->last_seq, FUT_CLAIM_OFFERED));
     w->slots[w->n_slots++] = f;
     w->handed++;
     fut__channel_flush(pool, w);
@@ -43,12 +46,48 @@ static bool hand_out(struct process_pool *pool, int max_slots)
     return true;  /* tasks may be left */
 }
 
+/* Takes back w's task handed ahead, when it has not started: true, and it is f. */
+static bool take_back(struct pool_worker *w, fut_future **f)
+{
+    if (w->n_slots != 2 || !w->slots[1] || (w->n_sent == 2 && w->out.busy))
+        return false;  /* nothing ahead, or its message is being written: let it be */
+    if (w->n_sent == 2) {
+        uint64_t offered = FUT_CLAIM(w->seqs[1], FUT_CLAIM_OFFERED);
+        if (!atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(w->seqs[1], FUT_CLAIM_REVOKED)))
+            return false;  /* the worker claimed it first: it runs there */
+        w->n_sent = 1;
+    }
+    *f = w->slots[1];
+    w->slots[1] = NULL;
+    w->n_slots = 1;
+    w->handed--;
+    return true;
+}
+
+/* Nothing is queued: idle workers take the tasks handed ahead to busy ones. */
+static void rebalance(struct process_pool *pool)
+{
+    for (struct pool_worker *idle = pool->workers; idle; idle = idle->next) {
+        if (idle->n_slots != 0 || !can_take(pool, idle, 1))
+            continue;
+        fut_future *f = NULL;
+        for (struct pool_worker *busy = pool->workers; busy && !f; busy = busy->next)
+            if (busy != idle)
+                take_back(busy, &f);
+        if (!f)
+            return;  /* nothing left to take */
+        hand(pool, idle, f);
+    }
+}
+
 static void schedule(struct process_pool *pool)
 {
     if (pool->broken)
         return;
-    if (!hand_out(pool, 1))
+    if (!hand_out(pool, 1)) {
+        rebalance(pool);
         return;
+    }
     pthread_mutex_lock(&pool->lock);
     size_t waiting = pool->queue_left = pool->queue_len;
     pthread_mutex_unlock(&pool->lock);
@@ -57,14 +96,15 @@ static void schedule(struct process_pool *pool)
     /* no idle worker: start new ones up to max_workers, one per waiting task */
     int total = pool->n_workers + pool->n_spawning + pool->spawn_owed;
     int coming = pool->n_spawning + pool->spawn_owed;
-    while (total < pool->base.max_workers && (size_t)coming < waiting) {
+    bool may_spawn = pool->spawn_failures == 0 || fut__now() >= pool->spawn_retry_at;
+    while (may_spawn && total < pool->base.max_workers && (size_t)coming < waiting) {
         pool->spawn_owed++;
         total++;
         coming++;
     }
     fut__fork_client_send_requests(pool);
     /* only when no worker can come any more is a task handed ahead to a busy worker */
-    if (total >= pool->base.max_workers && coming == 0)
+    if ((total >= pool->base.max_workers || !may_spawn) && coming == 0)
         hand_out(pool, 2);
 }
 
@@ -72,15 +112,16 @@ static void schedule(struct process_pool *pool)
 
 static int next_timeout_ms(struct process_pool *pool)
 {
-    if (pool->task_timeout <= 0)
-        return -1;
     double earliest = INFINITY;
-    for (struct pool_worker *w = pool->workers; w; w = w->next)
-        if (w->head_started && w->slots[0] && w->started_at < earliest)
-            earliest = w->started_at;
+    if (pool->task_timeout > 0)
+        for (struct pool_worker *w = pool->workers; w; w = w->next)
+            if (w->head_started && w->slots[0] && w->started_at + pool->task_timeout < earliest)
+                earliest = w->started_at + pool->task_timeout;
+    if (pool->spawn_failures > 0 && pool->spawn_retry_at < earliest)
+        earliest = pool->spawn_retry_at;  /* the next spawn attempt */
     if (earliest == INFINITY)
         return -1;
-    double left = earliest + pool->task_timeout - fut__now();
+    double left = earliest - fut__now();
     return left <= 0 ? 0 : (int)ceil(left * 1000);
 }
 
@@ -104,13 +145,19 @@ static void expire_tasks(struct process_pool *pool)
 
 /* ---- the dispatcher thread ---------------------------------------------------------- */
 
-/* Shutting down: workers with nothing to do are told to exit (end of file). */
+/*
+ * Shutting down: workers with nothing to do are told to exit and killed. shutdown() acts
+ * on the socket itself, so the worker sees end of file even when copies of our end live
+ * in processes forked since (another pool's fork server, the application's own children);
+ * the kill makes shutdown independent of the worker's cooperation (a SIGSTOPped idle
+ * worker). An idle worker holds no task, so nothing is lost by killing it.
+ */
 static void retire_idle_workers(struct process_pool *pool)
 {
     for (struct pool_worker *w = pool->workers; w; w = w->next)
-        if (w->n_slots == 0 && w->fd >= 0 && !w->out.busy) {
-            shutdown(w->fd, SHUT_WR);
-            w->doomed = true;
+        if (w->n_slots == 0 && w->fd >= 0 && !w->out.busy && !w->doomed) {
+            shutdown(w->fd, SHUT_RDWR);
+            fut__fork_client_kill(pool, w);
         }
 }
 
@@ -223,7 +270,10 @@ void *fut__dispatcher_main(void *arg)
         if (n > 0)
             dispatch_events(pool, events, n);
     }
-    /* everything is reported exited: closing the socket lets the fork server go */
+    /* everything is reported exited: the fork server may go. shutdown(), not just close():
+     * copies of our end forked since (another pool's fork server, the application's own
+     * children) would keep the socket open and the server waiting for end of file. */
+    shutdown(pool->fs_sock, SHUT_RDWR);
     close(pool->fs_sock);
     pool->fs_sock = -1;
     int status;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "process/pool.h"
 
 void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w)
@@ -29,17 +30,25 @@ void fut__fork_client_lost(struct process_pool *pool)
     pool->n_spawning = pool->spawn_owed = 0;
 }
 
+/*
+ * A worker could not be started (fork failed: RLIMIT_NPROC, memory; or its socket could
+ * not be received: the file limit). Retrying at once would fork in a storm or spin, so the
+ * next attempt waits, 10 ms doubling up to 1 s. With no worker left to run the queue,
+ * what waits fails now rather than waiting for a worker that may never come.
+ */
 static void spawn_failed(struct process_pool *pool, int err)
 {
+    int exponent = pool->spawn_failures < 7 ? pool->spawn_failures : 7;
+    pool->spawn_failures++;
+    pool->spawn_retry_at = fut__now() + 0.01 * (double)(1 << exponent);
     if (pool->n_workers > 0 || pool->n_spawning > 0 || pool->spawn_owed > 0)
         return;  /* the workers we have will run the queue */
-    /* no worker and none coming: fail what waits rather than leave it pending forever */
     char message[160];
-    snprintf(message, sizeof message, "could not start a worker process: %s", strerror(err));
+    snprintf(message, sizeof message, "cannot fork a worker: %s", strerror(err));
     pthread_mutex_lock(&pool->lock);
     struct fut_list queued = fut__pool_queue_take_all_locked(pool);
     pthread_mutex_unlock(&pool->lock);
-    fut__pool_fail_list(queued, -err, message);
+    fut__pool_fail_list(queued, FUT_EBROKEN, message);
 }
 
 static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *msg, int fd)
@@ -49,11 +58,18 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
         spawn_failed(pool, msg->value ? msg->value : EAGAIN);
         return;
     }
-    struct pool_worker *w = fd >= 0 ? fut__channel_open(pool, msg->pid, fd) : NULL;
+    struct pool_worker *w = NULL;
+    if (fd >= 0 && msg->slot >= 0 && (size_t)msg->slot < pool->n_claims &&
+        (w = fut__channel_open(pool, msg->pid, fd)) != NULL) {
+        w->claim = &pool->claims[msg->slot];
+        atomic_store(w->claim, 0);  /* a previous worker's word: no task of ours has seq 0 */
+    }
     if (w && pool->broken)
         fut__fork_client_kill(pool, w);
-    if (w)
+    if (w) {
+        pool->spawn_failures = 0;
         return;
+    }
     /* no descriptor (file limit) or no memory: that worker is of no use */
     if (fd >= 0)
         close(fd);

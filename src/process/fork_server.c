@@ -4,6 +4,7 @@
  * workers is allocated by the parent before the fork.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "process/fork_server.h"
@@ -22,6 +24,8 @@ struct fork_server {
     int sock;
     int sigfd;
     pid_t self;
+    pid_t parent;
+    unsigned safe;                 /* FUT_WORKER_ flags, found once at start */
     const struct fut__worker_config *config;
     pid_t *children;               /* live (unreaped) workers; 0 = free slot */
     int max_children;
@@ -89,10 +93,11 @@ static void spawn(struct fork_server *s)
         close(s->sock);
         close(s->sigfd);
         close(sv[0]);
-        fut__worker_main(sv[1], s->config, s->self, serial);
+        fut__worker_main(sv[1], s->config, s->self, serial, s->safe, (int)(slot - s->children));
     }
     *slot = pid;
     reply.pid = pid;
+    reply.slot = (int32_t)(slot - s->children);
 done:
     if (sv[1] >= 0)
         close(sv[1]);
@@ -146,7 +151,11 @@ static _Noreturn void serve(struct fork_server *s)
 {
     for (;;) {
         struct pollfd fds[2] = { { s->sigfd, POLLIN, 0 }, { s->sock, POLLIN, 0 } };
-        if (poll(fds, 2, -1) < 0)
+        /* End of file is how the parent's death normally shows; a copy of the parent's
+         * end in one of its other children would hide it, so look at the parent too. */
+        if (getppid() != s->parent)
+            finish(s);
+        if (poll(fds, 2, 1000) <= 0)
             continue;
         if (fds[0].revents) {
             struct signalfd_siginfo info;
@@ -157,6 +166,68 @@ static _Noreturn void serve(struct fork_server *s)
         if (fds[1].revents)
             handle_request(s);
     }
+}
+
+/* Whether process pid sleeps (state S in /proc/PID/stat): for a child that only takes a
+ * lock and exits, a sleep means the lock is held. */
+static bool sleeping(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');  /* the name may hold spaces and parentheses */
+    return paren && paren[1] == ' ' && paren[2] == 'S';
+}
+
+/*
+ * Which libc locks are free in this copy of the parent. A lock another thread held at
+ * our fork stays held here and in every worker: whatever takes it blocks for ever. The
+ * stdio locks can be tried. The random generators' lock cannot: a child of ours takes it
+ * (srandom) and exits; if it is seen asleep twice in a row instead (or has not finished
+ * within two seconds), the lock is held, and workers do not reseed. A task that calls
+ * random() there would block: at worst a task_timeout case, see fut_process_pool_new(3).
+ */
+static unsigned probe_locks(void)
+{
+    unsigned safe = 0;
+    if (ftrylockfile(stdout) == 0) {
+        funlockfile(stdout);
+        safe |= FUT_WORKER_FLUSH_STDOUT;
+    }
+    if (ftrylockfile(stderr) == 0) {
+        funlockfile(stderr);
+        safe |= FUT_WORKER_FLUSH_STDERR;
+    }
+    pid_t pid = fork();
+    if (pid < 0)
+        return safe;
+    if (pid == 0) {
+        srandom(1);
+        srand48(1);
+        _exit(0);
+    }
+    int status = 0, asleep = 0;
+    for (int i = 0; i < 20000 && asleep < 2; i++) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            return safe | (WIFEXITED(status) && WEXITSTATUS(status) == 0 ? FUT_WORKER_RESEED : 0);
+        if (got < 0 && errno != EINTR)
+            return safe;
+        asleep = sleeping(pid) ? asleep + 1 : 0;
+        struct timespec pause = { 0, 100000 };
+        nanosleep(&pause, NULL);
+    }
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return safe;
 }
 
 pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker_config *config,
@@ -187,9 +258,11 @@ pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker
         .sock = sock,
         .sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC),
         .self = getpid(),
+        .parent = getppid(),
         .config = config,
         .children = children,
         .max_children = max_children,
+        .safe = probe_locks(),
     };
     if (s.sigfd < 0)
         _exit(127);

@@ -11,7 +11,8 @@
  *                                        only the server reaps, so an unreaped pid is ours)
  *   server -> parent  SPAWNED pid        the parent's end of the worker's socket attached
  *                                        (SCM_RIGHTS); pid 0 and value = errno on failure
- *                     EXITED pid value   value = the wait status
+ *                                        and slot, the worker's claim word (worker.h)
+                     EXITED pid value   value = the wait status
  *
  * End of file from the parent (closed socket: shutdown, or the parent died) makes the
  * server SIGKILL every worker left, reap them and _exit.
@@ -35,7 +36,7 @@ struct fut__fs_msg {
     int32_t type;
     int32_t pid;
     int32_t value;
-    int32_t unused;
+    int32_t slot;                  /* SPAWNED: the worker's index in the claim words */
 };
 
 /* Forks the fork server on the child end of a SEQPACKET pair; max_children bounds the

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,8 +119,13 @@ static int process_pool_submit(fut_executor *ex, fut_future *f)
 
 static void join_dispatcher(struct process_pool *pool)
 {
+    /* A done callback (run by the dispatcher) that shuts its own pool down cannot wait
+     * for itself, nor for shutdown_lock: the thread in fut_executor_free holds it while it
+     * joins the dispatcher. `dispatcher` is set once before any callback can run. */
+    if (pthread_equal(pool->dispatcher, pthread_self()))
+        return;
     pthread_mutex_lock(&pool->shutdown_lock);
-    if (!pool->joined && !pthread_equal(pool->dispatcher, pthread_self())) {
+    if (!pool->joined) {
         pthread_join(pool->dispatcher, NULL);
         pool->joined = true;
     }
@@ -162,6 +168,7 @@ static void process_pool_destroy(fut_executor *ex)
     pthread_mutex_destroy(&pool->lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
     free(pool->broken_message);
+    munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     free(pool);
 }
 
@@ -195,6 +202,7 @@ static int start_fork_server(struct process_pool *pool)
 
 static void stop_fork_server(struct process_pool *pool)
 {
+    shutdown(pool->fs_sock, SHUT_RDWR);  /* see the dispatcher's end */
     close(pool->fs_sock);
     int status;
     while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)
@@ -223,6 +231,10 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         errno = -rc;
         return NULL;
     }
+    if (opts && opts->max_workers > FUT_PROCESS_POOL_MAX_WORKERS) {
+        errno = EINVAL;
+        return NULL;
+    }
     struct process_pool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         errno = ENOMEM;
@@ -236,10 +248,22 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         pool->config.initarg = opts->initarg;
         pool->config.max_tasks = opts->max_tasks_per_child;
         pool->task_timeout = opts->task_timeout;
+        pool->base.task_timeout = opts->task_timeout;
     }
     pthread_sigmask(SIG_SETMASK, NULL, &pool->config.sigmask);
+    sigaction(SIGCHLD, NULL, &pool->config.sigchld);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_mutex_init(&pool->shutdown_lock, NULL);
+    /* claim words shared with every worker: mapped before the fork server is forked */
+    pool->n_claims = (size_t)pool->base.max_workers + 1;
+    pool->claims = mmap(NULL, pool->n_claims * sizeof *pool->claims, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pool->claims == MAP_FAILED) {
+        pool->claims = NULL;
+        rc = FUT_ENOMEM;
+        goto fail;
+    }
+    pool->config.claims = pool->claims;
     /* the fork server first: it must not inherit the pool's own descriptors */
     if ((rc = start_fork_server(pool)) != 0)
         goto fail;
@@ -249,6 +273,8 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     }
     return &pool->base;
 fail:
+    if (pool->claims)
+        munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     fut__poller_close(&pool->poller);
     if (pool->wakefd >= 0)
         close(pool->wakefd);

@@ -21,7 +21,11 @@
  * A worker holds at most two tasks: the one it runs and one handed ahead of it, and only
  * when no worker is idle and none can be started. Both count as running (they left the
  * queue); everything still queued is pending and cancellable. The worker says START
- * before it runs a task: task_timeout counts from there.
+ * before it runs a task: task_timeout counts from there. A task handed ahead is offered
+ * through the worker's claim word: when another worker becomes idle with nothing queued
+ * while the task still waits, the dispatcher takes it back (compare-and-swap, see
+ * worker.h) and hands it to the idle worker, so the one-ahead rule never makes a task
+ * wait behind a long one while a worker idles.
  *
  * Deaths: the fork server reaps workers and reports each exit status. On that report the
  * dispatcher reads what the dead worker had already written (it cannot write more), then
@@ -53,6 +57,8 @@ struct pool_worker {
     int fd;                        /* -1 once closed (end of file or error) */
     fut_future *slots[2];          /* slots[0] is the oldest; a NULL slot was abandoned
                                       (timed out), its outcome is ignored */
+    uint64_t seqs[2];              /* the sequence number each slot's task was sent with */
+    uint64_t last_seq;
     int n_slots;
     int n_sent;                    /* slots already written (or being written) */
     bool head_started;             /* START received for slots[0] */
@@ -61,6 +67,8 @@ struct pool_worker {
     bool want_out;                 /* watched for writability */
     bool write_failed;             /* the socket refused a write: no more writes */
     bool kill_owed;                /* a KILL request the fork server's socket could not take */
+    _Atomic uint64_t *claim;       /* its claim word (worker.h) */
+    const char *fault;             /* why it was killed for breaking the protocol, or NULL */
     double started_at;
     long handed;                   /* tasks handed over its life */
     struct fut__wire_out out;
@@ -93,10 +101,14 @@ struct process_pool {
     int n_workers;                 /* in the list: alive or dying, not yet reported exited */
     int n_spawning;                /* SPAWN requests without a reply */
     int spawn_owed;                /* SPAWN requests the socket could not take yet */
+    int spawn_failures;            /* consecutive failed spawns: the backoff's exponent */
+    double spawn_retry_at;         /* no SPAWN request before then (after a failure) */
     bool fs_dead;
     bool fs_want_out;              /* the fork server's socket watched for writability */
     bool fs_failed;                /* a request could not be sent: the server is gone */
     char *broken_message;
+    _Atomic uint64_t *claims;      /* the workers' claim words, MAP_SHARED (worker.h) */
+    size_t n_claims;
 };
 
 /* pool.c: the queue, under pool->lock unless said otherwise */
@@ -127,6 +139,9 @@ void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w);
 void fut__fork_client_send_requests(struct process_pool *pool);
 void fut__fork_client_read(struct process_pool *pool);
 void fut__fork_client_lost(struct process_pool *pool);
+
+/* The most workers a process pool accepts (each is a process and a socket). */
+#define FUT_PROCESS_POOL_MAX_WORKERS 65536
 
 /* dispatcher.c */
 #define FUT_DISPATCHER_EVENTS 64

@@ -30,6 +30,8 @@ struct fut__wire_header {
     int32_t code;
     uint64_t len;                  /* payload bytes that follow */
     uint64_t a, b;
+    uint64_t seq;                  /* TASK: numbers the task; START and outcomes echo it, so
+                                      the parent can reject one for a task it did not hand */
 };
 
 /* Where a payload goes: returns a buffer of h->len bytes, or NULL to discard the payload

@@ -12,6 +12,7 @@
  *
  * Lock order: shutdown_lock, then threads_lock; queue_lock and park_lock are leaves.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -55,8 +56,9 @@ struct thread_pool {
     atomic_int spinning;              /* 0 or 1: at most one idle worker spins at a time */
     int wake_tokens;                  /* wakes sent and not yet consumed, under park_lock */
     pthread_mutex_t threads_lock;     /* threads[], n_threads */
-    pthread_t *threads;
+    pthread_t *threads;               /* grown as threads start: max_workers may be huge */
     bool *joined;                     /* under shutdown_lock */
+    int threads_cap;                  /* entries in threads[] and joined[] */
     pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
 };
 
@@ -260,11 +262,15 @@ static void set_thread_name(struct thread_pool *pool, int index)
     pthread_setname_np(pthread_self(), name);
 }
 
+/* The pool whose worker the calling thread is, if any: its tasks cannot wait for it. */
+static _Thread_local struct thread_pool *current_pool;
+
 static void *worker_main(void *arg)
 {
     struct worker_start start = *(struct worker_start *)arg;
     struct thread_pool *pool = start.pool;
     free(arg);
+    current_pool = pool;
     set_thread_name(pool, start.index);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         break_pool(pool);
@@ -285,6 +291,28 @@ static bool needs_thread(struct thread_pool *pool, size_t coming)
            atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle);
 }
 
+/* Under threads_lock. Only submits grow the arrays, and a shutdown reads them after the
+ * last submit has left (wait_for_submitters), so they never move under a reader. */
+static int grow_thread_arrays(struct thread_pool *pool)
+{
+    int cap = pool->threads_cap ? pool->threads_cap : 8;
+    while (cap <= pool->threads_cap)
+        cap = cap > INT_MAX / 2 ? INT_MAX : cap * 2;
+    if (cap > pool->base.max_workers)
+        cap = pool->base.max_workers;
+    pthread_t *threads = realloc(pool->threads, (size_t)cap * sizeof *threads);
+    if (!threads)
+        return FUT_ENOMEM;
+    pool->threads = threads;
+    bool *joined = realloc(pool->joined, (size_t)cap * sizeof *joined);
+    if (!joined)
+        return FUT_ENOMEM;
+    memset(joined + pool->threads_cap, 0, (size_t)(cap - pool->threads_cap) * sizeof *joined);
+    pool->joined = joined;
+    pool->threads_cap = cap;
+    return 0;
+}
+
 static int adjust_thread_count(struct thread_pool *pool, size_t coming)
 {
     if (!needs_thread(pool, coming))
@@ -297,6 +325,10 @@ static int adjust_thread_count(struct thread_pool *pool, size_t coming)
     struct worker_start *start = malloc(sizeof *start);
     if (!start) {
         rc = FUT_ENOMEM;
+        goto out;
+    }
+    if (n == pool->threads_cap && (rc = grow_thread_arrays(pool)) != 0) {
+        free(start);
         goto out;
     }
     *start = (struct worker_start){ pool, n };
@@ -344,10 +376,15 @@ out:
     return rc;
 }
 
+/*
+ * Only the joins are serialised (shutdown_lock): setting the flag, cancelling and waking
+ * never wait, so a task of this pool may shut it down while another thread is inside
+ * fut_shutdown(wait) or fut_executor_free joining that task's thread. Such a task does
+ * not wait itself (it would wait for its own thread): a later wait, or the free, does.
+ */
 static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
 {
     struct thread_pool *pool = (struct thread_pool *)ex;
-    pthread_mutex_lock(&pool->shutdown_lock);
     atomic_store(&pool->shutdown, true);
     /* after this no submit can push: the queue only shrinks */
     wait_for_submitters(pool);
@@ -362,17 +399,17 @@ static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures
         }
     }
     wake_all_for_close(pool);
-    if (wait) {
-        pthread_mutex_lock(&pool->threads_lock);
-        int n = atomic_load(&pool->n_threads);
-        pthread_mutex_unlock(&pool->threads_lock);
-        for (int i = 0; i < n; i++) {
-            /* a task shutting down its own pool cannot join itself: a later shutdown will */
-            if (pool->joined[i] || pthread_equal(pool->threads[i], pthread_self()))
-                continue;
-            pthread_join(pool->threads[i], NULL);
-            pool->joined[i] = true;
-        }
+    if (!wait || current_pool == pool)
+        return 0;
+    pthread_mutex_lock(&pool->shutdown_lock);
+    pthread_mutex_lock(&pool->threads_lock);
+    int n = atomic_load(&pool->n_threads);
+    pthread_mutex_unlock(&pool->threads_lock);
+    for (int i = 0; i < n; i++) {
+        if (pool->joined[i])
+            continue;
+        pthread_join(pool->threads[i], NULL);
+        pool->joined[i] = true;
     }
     pthread_mutex_unlock(&pool->shutdown_lock);
     return 0;
@@ -422,9 +459,7 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
     }
     const char *prefix = opts && opts->thread_name_prefix ? opts->thread_name_prefix : DEFAULT_PREFIX;
     pool->name_prefix = strdup(prefix);
-    pool->threads = calloc((size_t)pool->base.max_workers, sizeof *pool->threads);
-    pool->joined = calloc((size_t)pool->base.max_workers, sizeof *pool->joined);
-    if (!pool->name_prefix || !pool->threads || !pool->joined)
+    if (!pool->name_prefix)
         goto fail;
     pthread_mutex_init(&pool->queue_lock, NULL);
     pthread_mutex_init(&pool->park_lock, NULL);

@@ -1,0 +1,691 @@
+/*
+ * The hostile pass (issues 9 and 13): what a user who tries to break the library does,
+ * each case a test of what must hold. Where the failure mode is a hang, the case runs in
+ * a forked child under alarm() (bounded(): the child's exit status is the verdict), so a
+ * regression fails in bounded time even without Check's fork mode.
+ *
+ * Synchronisation goes through futures, pipes and the pool's own state, never through
+ * sleeps; durations are asserted only against bounds an order of magnitude above what is
+ * expected, where the failure mode is a wait of many seconds.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* In the bounded child: a failed requirement exits with its line number. */
+#define REQUIRE(cond)                                                                     \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
+            _exit(100 + __LINE__ % 100);                                                  \
+        }                                                                                 \
+    } while (0)
+
+/* Runs body in a forked child that must exit 0 within `seconds` (SIGALRM otherwise). */
+static void bounded(void (*body)(void), unsigned seconds)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGALRM, SIG_DFL);  /* Check's handler would kill the whole process group */
+        alarm(seconds * (tu_quick() ? 4 : 1));
+        body();
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        ck_abort_msg("the case was killed by signal %d (%s): a hang if SIGALRM", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the case failed (status %d)",
+                  WEXITSTATUS(status));
+}
+
+static void *square(void *arg)
+{
+    intptr_t x = (intptr_t)arg;
+    return (void *)(x * x);
+}
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+static intptr_t result_of(fut_future *f)
+{
+    void *r = NULL;
+    REQUIRE(f != NULL);
+    REQUIRE(fut_result(f, FUT_FOREVER, &r) == 0);
+    fut_future_unref(f);
+    return (intptr_t)r;
+}
+
+static fut_executor *process_pool(int workers)
+{
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = workers });
+    REQUIRE(ex != NULL);
+    return ex;
+}
+
+/* ---- hangs: descriptors another fork inherits ---------------------------------------- */
+
+/* Two pools alive at once, the first freed first: the second's fork server inherited the
+ * first's sockets. */
+static void two_pools_body(void)
+{
+    fut_executor *a = process_pool(2), *b = process_pool(2);
+    REQUIRE(result_of(fut_submit(a, square, TU_P(3))) == 9);
+    REQUIRE(result_of(fut_submit(b, square, TU_P(4))) == 16);
+    double t0 = tu_now();
+    fut_executor_free(a);
+    REQUIRE(tu_now() - t0 < 5);
+    REQUIRE(result_of(fut_submit(b, square, TU_P(5))) == 25);
+    fut_executor_free(b);
+}
+
+START_TEST(test_two_pools_free_in_creation_order)
+{
+    bounded(two_pools_body, 30);
+}
+END_TEST
+
+/* The application forks a child of its own while a pool is alive: the child holds copies
+ * of the pool's sockets, and free must not wait for it. */
+static void app_child_body(void)
+{
+    fut_executor *ex = process_pool(2);
+    REQUIRE(result_of(fut_submit(ex, square, TU_P(6))) == 36);
+    int gate[2];
+    REQUIRE(pipe(gate) == 0);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        char c;
+        close(gate[1]);
+        while (read(gate[0], &c, 1) < 0)  /* until the test closes the gate */
+            ;
+        _exit(0);
+    }
+    close(gate[0]);
+    double t0 = tu_now();
+    fut_executor_free(ex);
+    double took = tu_now() - t0;
+    close(gate[1]);
+    int status;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    REQUIRE(took < 5);  /* the child lives until now: a wait for it would take the alarm */
+}
+
+START_TEST(test_app_fork_does_not_hold_free)
+{
+    bounded(app_child_body, 30);
+}
+END_TEST
+
+/* ---- hangs: shutdown from inside ----------------------------------------------------- */
+
+static fut_executor *self_shutdown_ex;
+static bool self_shutdown_wait;
+
+/* A task that waits until another thread is inside fut_shutdown (submits are refused),
+ * then shuts its own pool down. */
+static void *shutdown_own_pool(void *arg)
+{
+    (void)arg;
+    fut_future *f;
+    while ((f = fut_submit(self_shutdown_ex, noop, NULL)) != NULL) {
+        fut_future_unref(f);
+        tu_sleep(0.001);
+    }
+    REQUIRE(errno == FUT_ESHUTDOWN * -1);
+    REQUIRE(fut_shutdown(self_shutdown_ex, self_shutdown_wait, false) == 0);
+    return TU_P(7);
+}
+
+static void task_shutdown_body(void)
+{
+    for (int wait = 0; wait < 2; wait++) {
+        self_shutdown_wait = wait;
+        fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
+        REQUIRE(ex != NULL);
+        self_shutdown_ex = ex;
+        fut_future *f = fut_submit(ex, shutdown_own_pool, NULL);
+        REQUIRE(f != NULL);
+        REQUIRE(fut_shutdown(ex, true, false) == 0);
+        REQUIRE(fut_done(f));
+        REQUIRE(result_of(f) == 7);
+        fut_executor_free(ex);
+    }
+}
+
+START_TEST(test_task_shuts_down_own_thread_pool)
+{
+    bounded(task_shutdown_body, 30);
+}
+END_TEST
+
+/* A done callback (run by the process pool's dispatcher) shuts the pool down while the
+ * main thread is inside fut_executor_free. */
+static int release_pipe[2];
+static fut_executor *callback_ex;
+
+static void *wait_for_release(void *arg)
+{
+    (void)arg;
+    char c;
+    return TU_P(read(release_pipe[0], &c, 1));
+}
+
+static void shutdown_in_callback(fut_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    fut_shutdown(callback_ex, true, false);
+}
+
+static void *release_once_shut_down(void *arg)
+{
+    fut_future *f;
+    while ((f = fut_submit(arg, noop, NULL)) != NULL) {
+        fut_future_unref(f);
+        tu_sleep(0.001);
+    }
+    char c = 1;
+    REQUIRE(write(release_pipe[1], &c, 1) == 1);
+    return NULL;
+}
+
+static void callback_shutdown_body(void)
+{
+    REQUIRE(pipe(release_pipe) == 0);
+    fut_executor *ex = process_pool(1);
+    callback_ex = ex;
+    fut_future *f = fut_submit(ex, wait_for_release, NULL);
+    REQUIRE(f != NULL);
+    REQUIRE(fut_add_done_callback(f, shutdown_in_callback, NULL) == 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, release_once_shut_down, ex) == 0);
+    fut_executor_free(ex);
+    pthread_join(t, NULL);
+    REQUIRE(result_of(f) == 1);
+}
+
+START_TEST(test_callback_shuts_down_process_pool_in_free)
+{
+    bounded(callback_shutdown_body, 30);
+}
+END_TEST
+
+/* ---- hangs: locks inherited locked through fork ------------------------------------- */
+
+static atomic_bool stop_hammering;
+
+static void *hammer_random(void *arg)
+{
+    (void)arg;
+    long sink = 0;
+    while (!atomic_load_explicit(&stop_hammering, memory_order_relaxed))
+        sink += random();
+    return (void *)sink;
+}
+
+static void *hammer_bytes(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&stop_hammering, memory_order_relaxed)) {
+        void *b = fut_bytes_new(16);
+        fut_bytes_free(b);
+    }
+    return NULL;
+}
+
+static void *random_task(void *arg)
+{
+    (void)arg;
+    return fut_bytes_new(8);  /* takes the bytes registry's lock in the worker */
+}
+
+static void fork_locks_body(void)
+{
+    pthread_t t[2];
+    REQUIRE(pthread_create(&t[0], NULL, hammer_random, NULL) == 0);
+    REQUIRE(pthread_create(&t[1], NULL, hammer_bytes, NULL) == 0);
+    int rounds = (int)tu_scale(20, 4);
+    for (int i = 0; i < rounds; i++) {
+        fut_executor *ex = process_pool(1);
+        fut_future *f = fut_submit(ex, random_task, NULL);
+        REQUIRE(f != NULL);
+        REQUIRE(fut_result(f, FUT_FOREVER, NULL) == 0);
+        fut_future_unref(f);
+        fut_executor_free(ex);
+    }
+    atomic_store(&stop_hammering, true);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+}
+
+START_TEST(test_pool_created_while_threads_hold_locks)
+{
+    bounded(fork_locks_body, 60);
+}
+END_TEST
+
+/* ---- hangs: NaN timeouts ------------------------------------------------------------- */
+
+START_TEST(test_nan_timeouts)
+{
+    fut_future *f = fut_future_new();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fut_result(f, NAN, NULL), FUT_EINVAL);
+    ck_assert_int_eq(fut_exception(f, NAN), FUT_EINVAL);
+    size_t n_done = 99;
+    ck_assert_int_eq(fut_wait(&f, 1, NAN, FUT_ALL_COMPLETED, &n_done), FUT_EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(fut_as_completed_new(&f, 1, NAN));
+    ck_assert_int_eq(errno, EINVAL);
+    fut_executor *ex = fut_thread_pool_new(NULL);
+    void *args[1] = { NULL }, *results[1];
+    ck_assert_int_eq(fut_map(ex, noop, args, 1, results, NAN, 0), FUT_EINVAL);
+    fut_executor_free(ex);
+    ck_assert(!fut_done(f));
+    fut_future_unref(f);
+}
+END_TEST
+
+/* ---- hangs: a stopped idle worker ---------------------------------------------------- */
+
+static void *own_pid(void *arg)
+{
+    (void)arg;
+    return TU_P(getpid());
+}
+
+static void stopped_worker_body(void)
+{
+    fut_executor *ex = process_pool(1);
+    pid_t worker = (pid_t)result_of(fut_submit(ex, own_pid, NULL));
+    REQUIRE(kill(worker, SIGSTOP) == 0);
+    double t0 = tu_now();
+    fut_executor_free(ex);
+    REQUIRE(tu_now() - t0 < 5);
+    REQUIRE(kill(worker, 0) != 0 && errno == ESRCH);  /* killed and reaped */
+}
+
+START_TEST(test_stopped_idle_worker_does_not_hold_free)
+{
+    bounded(stopped_worker_body, 30);
+}
+END_TEST
+
+/* ---- crossed results ---------------------------------------------------------------- */
+
+/* Forks; the child returns from the task instead of calling _exit. */
+static void *fork_and_return(void *arg)
+{
+    pid_t child = fork();
+    if (child == 0)
+        return TU_P(0x2f);
+    if (child > 0)
+        waitpid(child, NULL, 0);
+    return TU_P(TU_I(arg) + 100);
+}
+
+static void forked_task_body(void)
+{
+    fut_executor *ex = process_pool(2);
+    for (intptr_t round = 0; round < 3; round++) {
+        fut_future *forking = fut_submit(ex, fork_and_return, TU_P(round));
+        fut_future *f[16];
+        for (intptr_t i = 0; i < 16; i++)
+            f[i] = fut_submit(ex, square, TU_P(i + 1000 * round));
+        REQUIRE(result_of(forking) == round + 100);
+        for (intptr_t i = 0; i < 16; i++)
+            REQUIRE(result_of(f[i]) == (i + 1000 * round) * (i + 1000 * round));
+    }
+    fut_executor_free(ex);
+}
+
+START_TEST(test_forked_task_child_returns)
+{
+    bounded(forked_task_body, 60);
+}
+END_TEST
+
+/* The wire header as the library lays it out (src/process/wire.h): a hostile task forges
+ * one on every socket it holds, its own worker's channel among them. */
+struct forged_header {
+    uint32_t type;
+    int32_t code;
+    uint64_t len, a, b, seq;
+};
+
+static void forge_on_every_socket(const struct forged_header *h)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            send(fd, h, sizeof *h, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+}
+
+static void *forge_huge_bytes(void *arg)
+{
+    (void)arg;
+    struct forged_header h = { .type = 6 /* BYTES */, .len = (uint64_t)1 << 40, .seq = 1 };
+    forge_on_every_socket(&h);
+    return TU_P(1);
+}
+
+static void *forge_stray_outcome(void *arg)
+{
+    (void)arg;
+    struct forged_header h = { .type = 5 /* RESULT */, .a = 0x2f, .seq = 12345 };
+    forge_on_every_socket(&h);
+    return TU_P(1);
+}
+
+static void *forge_unknown_type(void *arg)
+{
+    (void)arg;
+    struct forged_header h = { .type = 77 };
+    forge_on_every_socket(&h);
+    return TU_P(1);
+}
+
+static void forged_body(void)
+{
+    fut_fn forgers[] = { forge_huge_bytes, forge_stray_outcome, forge_unknown_type };
+    fut_executor *ex = process_pool(1);
+    for (size_t i = 0; i < TU_ARRAY_SIZE(forgers); i++) {
+        fut_future *f = fut_submit(ex, forgers[i], NULL);
+        REQUIRE(f != NULL);
+        REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+        REQUIRE(fut_exception_message(f) && strstr(fut_exception_message(f), "protocol"));
+        fut_future_unref(f);
+        /* the pool goes on with a new worker */
+        REQUIRE(result_of(fut_submit(ex, square, TU_P(12))) == 144);
+    }
+    fut_executor_free(ex);
+}
+
+START_TEST(test_forged_messages)
+{
+    bounded(forged_body, 60);
+}
+END_TEST
+
+/* ---- resource limits and odd arguments ------------------------------------------------ */
+
+START_TEST(test_strerror_int_min)
+{
+    ck_assert_ptr_nonnull(fut_strerror(INT_MIN));
+    ck_assert_ptr_nonnull(fut_strerror(INT_MAX));
+}
+END_TEST
+
+START_TEST(test_max_workers_int_max)
+{
+    fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = INT_MAX });
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_int_eq(fut_executor_max_workers(ex), INT_MAX);
+    fut_future *f = fut_submit(ex, square, TU_P(9));
+    void *r;
+    ck_assert_int_eq(fut_result(f, FUT_FOREVER, &r), 0);
+    ck_assert_int_eq(TU_I(r), 81);
+    fut_future_unref(f);
+    fut_executor_free(ex);
+    errno = 0;
+    ck_assert_ptr_null(fut_process_pool_new(&(fut_pool_options){ .max_workers = INT_MAX }));
+    ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+static void *sigchld_disposition(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    sigaction(SIGCHLD, NULL, &sa);
+    return TU_P(sa.sa_handler == SIG_IGN);
+}
+
+static void sigchld_body(void)
+{
+    signal(SIGCHLD, SIG_IGN);
+    fut_executor *ex = process_pool(1);
+    signal(SIGCHLD, SIG_DFL);
+    REQUIRE(result_of(fut_submit(ex, sigchld_disposition, NULL)) == 1);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_workers_inherit_sigchld_ignored)
+{
+    bounded(sigchld_body, 30);
+}
+END_TEST
+
+
+/* ---- latency: a task handed ahead moves to a worker that became idle --------------- */
+
+static int gates[2][2];            /* one pipe per blocker: the test writes, a task reads */
+static int started[2];             /* tasks note their start here */
+
+static void *blocker(void *arg)
+{
+    char c = 1;
+    if (write(started[1], &c, 1) != 1)
+        _exit(97);
+    return TU_P(read(gates[TU_I(arg)][0], &c, 1));
+}
+
+static void ahead_body(void)
+{
+    REQUIRE(pipe(gates[0]) == 0 && pipe(gates[1]) == 0 && pipe(started) == 0);
+    fut_executor *ex = process_pool(2);
+    for (int round = 0; round < 2; round++) {
+        fut_future *b[2] = { fut_submit(ex, blocker, TU_P(0)), fut_submit(ex, blocker, TU_P(1)) };
+        char c;
+        for (int i = 0; i < 2; i++)  /* both workers busy */
+            REQUIRE(read(started[0], &c, 1) == 1);
+        /* handed ahead to one of the busy workers */
+        fut_future *quick = fut_submit(ex, square, TU_P(11));
+        REQUIRE(quick != NULL);
+        while (!fut_running(quick))  /* handed: it left the queue for a busy worker */
+            tu_sleep(0.001);
+        /* one blocker ends; whichever worker holds `quick`, it must run now, while the
+         * other blocker still blocks (it is released only afterwards) */
+        int first = round;
+        REQUIRE(write(gates[first][1], &c, 1) == 1);
+        REQUIRE(result_of(quick) == 121);
+        REQUIRE(!fut_done(b[1 - first]));
+        REQUIRE(write(gates[1 - first][1], &c, 1) == 1);
+        REQUIRE(result_of(b[0]) == 1 && result_of(b[1]) == 1);
+    }
+    fut_executor_free(ex);
+}
+
+START_TEST(test_task_ahead_moves_to_idle_worker)
+{
+    bounded(ahead_body, 30);
+}
+END_TEST
+
+/* ---- fut_map and task_timeout (issue 13) ------------------------------------------- */
+
+/* 10 ms of work; -1 never returns (killed by task_timeout) */
+static void *short_item(void *arg)
+{
+    if (TU_I(arg) < 0)
+        for (;;)
+            pause();
+    tu_sleep(0.01);
+    return TU_P(TU_I(arg) * 2);
+}
+
+static void map_timeout_body(void)
+{
+    enum { N = 40 };
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2, .task_timeout = 0.2 });
+    REQUIRE(ex != NULL);
+    void *args[N], *results[N];
+    for (intptr_t i = 0; i < N; i++)
+        args[i] = TU_P(i);
+    /* 40 items of 10 ms: chunks of 20 would take 0.2 s each, but each item gets 0.2 s */
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
+    for (intptr_t i = 0; i < N; i++)
+        REQUIRE(TU_I(results[i]) == 2 * i);
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 20) == 0);
+    /* one item overruns: it fails alone */
+    args[17] = TU_P(-1);
+    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == FUT_ETIMEDOUT);
+    for (intptr_t i = 0; i < N; i++)
+        REQUIRE(i == 17 ? results[i] == NULL : TU_I(results[i]) == 2 * i);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_map_task_timeout_per_item)
+{
+    bounded(map_timeout_body, 60);
+}
+END_TEST
+
+/* ---- the event loop ------------------------------------------------------------------ */
+
+static void count_call(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+START_TEST(test_handle_of_another_loop)
+{
+    fut_loop *a = fut_loop_new(), *b = fut_loop_new();
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    int ran_a = 0, ran_b = 0;
+    fut_handle ha = fut_loop_call_soon(a, count_call, &ran_a);
+    fut_handle hb = fut_loop_call_soon(b, count_call, &ran_b);
+    ck_assert(ha != 0 && hb != 0);
+    /* the first callbacks of two fresh loops: same slot, same generation */
+    ck_assert_int_eq(fut_loop_cancel(b, ha), FUT_ENOENT);
+    ck_assert_int_eq(fut_loop_cancel(a, hb), FUT_ENOENT);
+    fut_future *done_a = fut_loop_sleep(a, 0, NULL), *done_b = fut_loop_sleep(b, 0, NULL);
+    ck_assert_int_eq(fut_loop_run_until_complete(a, done_a), 0);
+    ck_assert_int_eq(fut_loop_run_until_complete(b, done_b), 0);
+    ck_assert_int_eq(ran_a, 1);
+    ck_assert_int_eq(ran_b, 1);
+    fut_future_unref(done_a);
+    fut_future_unref(done_b);
+    fut_loop_free(a);
+    fut_loop_free(b);
+}
+END_TEST
+
+START_TEST(test_add_reader_fd_not_open)
+{
+    fut_loop *loop = fut_loop_new();
+    int dummy = 0;
+    ck_assert_int_eq(fut_loop_add_reader(loop, 1 << 20, count_call, &dummy), -EBADF);
+    ck_assert_int_eq(fut_loop_add_writer(loop, INT_MAX, count_call, &dummy), -EBADF);
+    fut_loop_free(loop);
+}
+END_TEST
+
+/* Threads post to a loop while it runs, stops and is freed: each post either is queued
+ * (and dropped by the free) or fails with ESHUTDOWN; nothing hangs, nothing crashes. */
+static atomic_int posted;
+static int received_this_round;  /* loop thread only */
+
+static void received(void *arg)
+{
+    if (++received_this_round == 200)
+        fut_loop_stop(arg);
+}
+
+static void *poster(void *arg)
+{
+    fut_loop *loop = arg;
+    for (;;) {
+        fut_handle h = fut_loop_call_soon_threadsafe(loop, received, loop);
+        if (!h) {
+            REQUIRE(errno == ESHUTDOWN);
+            return NULL;
+        }
+        atomic_fetch_add(&posted, 1);
+    }
+}
+
+static void threadsafe_free_body(void)
+{
+    for (int round = 0; round < 5; round++) {
+        fut_loop *loop = fut_loop_new();
+        REQUIRE(loop != NULL);
+        received_this_round = 0;
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+            REQUIRE(pthread_create(&t[i], NULL, poster, loop) == 0);
+        REQUIRE(fut_loop_run_forever(loop) == 0);
+        fut_loop_free(loop);
+        for (int i = 0; i < 3; i++)
+            pthread_join(t[i], NULL);
+    }
+    REQUIRE(atomic_load(&posted) >= 200);
+}
+
+START_TEST(test_threadsafe_calls_racing_free)
+{
+    bounded(threadsafe_free_body, 60);
+}
+END_TEST
+
+static Suite *hostile_suite(void)
+{
+    Suite *s = suite_create("hostile");
+    struct {
+        const char *name;
+        const TTest *test;
+    } tests[] = {
+        { "two_pools_free_in_creation_order", test_two_pools_free_in_creation_order },
+        { "app_fork_does_not_hold_free", test_app_fork_does_not_hold_free },
+        { "task_shuts_down_own_thread_pool", test_task_shuts_down_own_thread_pool },
+        { "callback_shuts_down_process_pool_in_free", test_callback_shuts_down_process_pool_in_free },
+        { "pool_created_while_threads_hold_locks", test_pool_created_while_threads_hold_locks },
+        { "nan_timeouts", test_nan_timeouts },
+        { "stopped_idle_worker_does_not_hold_free", test_stopped_idle_worker_does_not_hold_free },
+        { "forked_task_child_returns", test_forked_task_child_returns },
+        { "forged_messages", test_forged_messages },
+        { "strerror_int_min", test_strerror_int_min },
+        { "max_workers_int_max", test_max_workers_int_max },
+        { "workers_inherit_sigchld_ignored", test_workers_inherit_sigchld_ignored },
+        { "task_ahead_moves_to_idle_worker", test_task_ahead_moves_to_idle_worker },
+        { "map_task_timeout_per_item", test_map_task_timeout_per_item },
+        { "handle_of_another_loop", test_handle_of_another_loop },
+        { "add_reader_fd_not_open", test_add_reader_fd_not_open },
+        { "threadsafe_calls_racing_free", test_threadsafe_calls_racing_free },
+    };
+    for (size_t i = 0; i < TU_ARRAY_SIZE(tests); i++)
+        tcase_add_test(tu_tcase(s, tests[i].name, 300), tests[i].test);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(hostile_suite());
+}
