@@ -1,6 +1,23 @@
+#include <limits.h>
 #include <string.h>
 
+#include "config.h"
 #include "futures.h"
+
+/*
+ * strerror's text for an errno value, without strerror's shared buffer: glibc's
+ * strerrordesc_np returns a static string (NULL for an unknown value), so every call is
+ * thread-safe. Elsewhere strerror is the fallback.
+ */
+static const char *errno_text(int value)
+{
+#ifdef HAVE_STRERRORDESC_NP
+    const char *s = strerrordesc_np(value);
+    return s ? s : "unknown error";
+#else
+    return strerror(value);
+#endif
+}
 
 const char *fut_strerror(int code)
 {
@@ -16,8 +33,9 @@ const char *fut_strerror(int code)
     case FUT_ENOENT:     return "no such handle";
     default:             break;
     }
-    /* Any other negative code is a negated errno; positive codes belong to tasks. */
-    if (code < 0)
-        return strerror(-code);
-    return "task-defined error";
+    /* Any other negative code is a negated errno; a positive code is a task's own,
+     * errno-style by convention (fut_raise(EIO, ...)): both read as strerror would. */
+    if (code == INT_MIN)
+        return "unknown error";
+    return errno_text(code < 0 ? -code : code);
 }

@@ -33,12 +33,18 @@ int fut_executor_max_workers(const fut_executor *ex)
     return ex ? ex->max_workers : FUT_EINVAL;
 }
 
-static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f)
+/* Counted as submitted before the backend sees it, so that no count of its outcome can
+ * run ahead of it; a rejected submit takes its count back. */
+static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f, uint32_t items)
 {
     f->part.task.fn = fn;
+    f->part.task.items = items;
+    f->part.task.counters = &ex->counters;
+    fut__count(&ex->counters.submitted, items);
     int rc = ex->ops->submit(ex, f);
     if (rc == 0)
         return f;
+    atomic_fetch_sub_explicit(&ex->counters.submitted, items, memory_order_relaxed);
     fut_future_unref(f);
     errno = -rc;
     return NULL;
@@ -55,10 +61,16 @@ fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
         return NULL;
     f->part_kind = FUT_PART_TASK;
     f->part.task.arg = arg;
-    return submit(ex, fn, f);
+    return submit(ex, fn, f, 1);
 }
 
 fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t len)
+{
+    return fut__submit_items(ex, fn, arg, len, 1);
+}
+
+fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size_t len,
+                              uint32_t items)
 {
     if (!ex || !fn || (!arg && len)) {
         errno = EINVAL;
@@ -79,7 +91,7 @@ fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t
         task->arg_len = len;
         task->arg_copied = true;
     }
-    return submit(ex, fn, f);
+    return submit(ex, fn, f, items);
 }
 
 int fut_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
@@ -96,4 +108,48 @@ void fut_executor_free(fut_executor *ex)
     ex->ops->shutdown(ex, true, false);
     ex->ops->destroy(ex);
     fut__future_cache_trim();
+}
+
+/* ---- fut_executor_get_stats --------------------------------------------------------- */
+
+static uint64_t load(const atomic_uint_least64_t *counter)
+{
+    return atomic_load_explicit((atomic_uint_least64_t *)counter, memory_order_relaxed);
+}
+
+static size_t difference(uint64_t a, uint64_t b)
+{
+    return a > b ? (size_t)(a - b) : 0;  /* counters read apart may cross for a moment */
+}
+
+int fut_executor_get_stats(const fut_executor *ex, fut_executor_stats *out, size_t size)
+{
+    if (!ex || (!out && size))
+        return FUT_EINVAL;
+    if (size == 0)
+        return 0;
+    fut_executor_stats s = { 0 };
+    const struct fut_executor_counters *c = &ex->counters;
+    /* outcomes first, then starts, then submits: each is counted after the one before it,
+     * so reading in this order keeps queued and running from going negative */
+    s.completed = load(&c->completed);
+    s.failed = load(&c->failed);
+    s.cancelled = load(&c->cancelled);
+    uint64_t started = load(&c->started);
+    s.submitted = load(&c->submitted);
+    s.running = difference(started, s.completed + s.failed);
+    s.queued = difference(s.submitted, started + s.cancelled);
+    if (ex->ops->stats)
+        ex->ops->stats(ex, &s.workers, &s.idle);
+    if (s.idle > s.workers)
+        s.idle = s.workers;
+    /* an older caller's smaller struct gets the fields it knows; a newer caller's larger
+     * one gets ours and zeroes after them */
+    if (size <= sizeof s) {
+        memcpy(out, &s, size);
+    } else {
+        memcpy(out, &s, sizeof s);
+        memset((char *)out + sizeof s, 0, size - sizeof s);
+    }
+    return 0;
 }

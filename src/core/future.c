@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/executor.h"
 #include "core/future.h"
 #include "core/future_cache.h"
 #include "core/spin.h"
@@ -162,6 +163,9 @@ bool fut_cancel(fut_future *f)
     future_lock(f);
     int state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
+        struct fut_executor_counters *counters = fut__task_counters(f);
+        if (counters)
+            fut__count(&counters->cancelled, f->part.task.items);
         complete_locked(f, FUT_STATE_CANCELLED);
         return true;
     }
@@ -174,8 +178,12 @@ int fut_set_running_or_notify_cancel(fut_future *f)
     if (!f)
         return FUT_EINVAL;
     int state = FUT_STATE_PENDING;
-    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING))
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
+        struct fut_executor_counters *counters = fut__task_counters(f);
+        if (counters)
+            fut__count(&counters->started, f->part.task.items);
         return 1;
+    }
     if (state != FUT_STATE_CANCELLED)
         return FUT_ESTATE;
     future_lock(f);
@@ -202,6 +210,13 @@ int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int co
     } else {
         f->result = result;
         f->result_is_bytes = result_is_bytes;
+    }
+    struct fut_executor_counters *counters = fut__task_counters(f);
+    if (counters) {
+        uint32_t items = f->part.task.items;
+        if (fut__future_state(f) == FUT_STATE_PENDING)
+            fut__count(&counters->started, items);  /* failed before it could start */
+        fut__count(code ? &counters->failed : &counters->completed, items);
     }
     complete_locked(f, FUT_STATE_FINISHED);
     return 0;

@@ -26,6 +26,7 @@ struct fut_callback_node {
 };
 
 struct fut_waiter_link;
+struct fut_executor_counters;
 
 /*
  * Where a future's done callbacks run. NULL: inline, in the thread that completes the
@@ -50,6 +51,9 @@ struct fut_task_part {
     bool arg_copied;               /* fut_submit_copy: arg is ours, freed with the future */
     bool requeued;                 /* process pools: handed to a worker that died before
                                     * starting it, so RUNNING already: goes to the next one */
+    uint32_t items;                /* fut_executor_get_stats: tasks this future stands for
+                                    * (a fut_map chunk: its items) */
+    struct fut_executor_counters *counters;  /* the executor's totals; NULL: not counted */
 };
 
 /* What the event loop keeps in its futures. */

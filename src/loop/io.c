@@ -94,8 +94,9 @@ int fut_loop_remove_writer(fut_loop *loop, int fd)
 
 /* Runs the fd callbacks; each registration is looked up again at its turn, since an
  * earlier callback may have removed or replaced it. Errors and hang-ups wake both sides. */
-void fut__loop_run_io_events(fut_loop *loop, int n)
+int fut__loop_run_io_events(fut_loop *loop, int n)
 {
+    int ran = 0;
     for (int k = 0; k < n; k++) {
         int fd = loop->events[k].fd;
         unsigned ev = loop->events[k].mask;
@@ -106,10 +107,15 @@ void fut__loop_run_io_events(fut_loop *loop, int n)
             continue;
         }
         if ((ev & FUT_POLL_READABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_READABLE))
+            (loop->io[fd].mask & FUT_POLL_READABLE)) {
             loop->io[fd].read_cb(loop->io[fd].read_arg);
+            ran++;
+        }
         if ((ev & FUT_POLL_WRITABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_WRITABLE))
+            (loop->io[fd].mask & FUT_POLL_WRITABLE)) {
             loop->io[fd].write_cb(loop->io[fd].write_arg);
+            ran++;
+        }
     }
+    return ran;
 }

@@ -138,7 +138,7 @@ static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, bool owned, fu
     fut__slot(&loop->ts_slots, i)->owned = owned;
     loop->inbox[loop->inbox_n++] = i;
     atomic_store(&loop->inbox_count, loop->inbox_n);
-    if (atomic_load(&loop->sleeping))
+    if (atomic_load(&loop->sleeping) || atomic_load(&loop->embedded))
         wake(loop);
     return 0;
 }
@@ -285,8 +285,11 @@ static int poll_io(fut_loop *loop, int timeout)
         atomic_store(&loop->sleeping, true);
         if (atomic_load(&loop->inbox_count) > 0)
             timeout = 0;
-    } else if (loop->n_watched == 0) {
-        return 0;  /* nothing to poll and no time to wait: skip the system call */
+    } else if (loop->n_watched == 0 && !atomic_load_explicit(&loop->embedded,
+                                                              memory_order_relaxed)) {
+        /* nothing to poll and no time to wait: skip the system call (embedded, the poll
+         * also resets the eventfd, which an outer loop watches) */
+        return 0;
     }
     int n = fut__poller_wait(&loop->poller, loop->events, timeout);
     atomic_store(&loop->sleeping, false);
@@ -311,7 +314,7 @@ static void move_due_timers(fut_loop *loop)
     }
 }
 
-static void run_threadsafe(fut_loop *loop, uint32_t i)
+static bool run_threadsafe(fut_loop *loop, uint32_t i)
 {
     pthread_mutex_lock(&loop->core->lock);
     struct fut_slot *s = fut__slot(&loop->ts_slots, i);
@@ -321,36 +324,43 @@ static void run_threadsafe(fut_loop *loop, uint32_t i)
     pthread_mutex_unlock(&loop->core->lock);
     if (cb)
         cb(arg);
+    return cb != NULL;
 }
 
-/* The slot is freed before the call: cancelling the handle from inside says ENOENT. */
-static void run_entry(fut_loop *loop, uint32_t entry)
+/* The slot is freed before the call: cancelling the handle from inside says ENOENT.
+ * Returns whether a callback ran (a cancelled one does not). */
+static bool run_entry(fut_loop *loop, uint32_t entry)
 {
-    if (entry & FUT_READY_TS) {
-        run_threadsafe(loop, entry & ~FUT_READY_TS);
-        return;
-    }
+    if (entry & FUT_READY_TS)
+        return run_threadsafe(loop, entry & ~FUT_READY_TS);
     struct fut_slot *s = fut__slot(&loop->slots, entry);
     fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
     void *arg = s->arg;
     fut__slots_free(&loop->slots, entry);
     if (cb)
         cb(arg);
+    return cb != NULL;
 }
 
-static void run_once(fut_loop *loop)
+/* One iteration, polling at most max_ms (-1: no cap); returns the callbacks it ran. */
+static int run_once(fut_loop *loop, int max_ms)
 {
     drain_inbox(loop);
-    int n_events = poll_io(loop, poll_timeout_ms(loop));
+    int timeout = poll_timeout_ms(loop);
+    if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
+        timeout = max_ms;
+    int n_events = poll_io(loop, timeout);
     drain_inbox(loop);
     size_t ready_before = loop->ready.n;
     move_due_timers(loop);
     size_t due = loop->ready.n - ready_before;
+    int ran = 0;
     while (ready_before--)
-        run_entry(loop, fut__ready_pop(&loop->ready));
-    fut__loop_run_io_events(loop, n_events);
+        ran += run_entry(loop, fut__ready_pop(&loop->ready));
+    ran += fut__loop_run_io_events(loop, n_events);
     while (due--)
-        run_entry(loop, fut__ready_pop(&loop->ready));
+        ran += run_entry(loop, fut__ready_pop(&loop->ready));
+    return ran;
 }
 
 /* ---- running ------------------------------------------------------------------------ */
@@ -376,7 +386,7 @@ static void end_run(fut_loop *loop)
 static void run_until_stopped(fut_loop *loop)
 {
     do
-        run_once(loop);
+        run_once(loop, -1);
     while (!atomic_load_explicit(&loop->stopping, memory_order_relaxed));
 }
 
@@ -432,6 +442,45 @@ bool fut_loop_is_running(fut_loop *loop)
 double fut_loop_time(fut_loop *loop)
 {
     return loop ? fut__now() : -1;
+}
+
+/* ---- embedding: an outer loop drives this one (libuv's backend fd and timeout) ------- */
+
+int fut_loop_fd(fut_loop *loop)
+{
+    if (!loop)
+        return FUT_EINVAL;
+    /* from now on a post writes the eventfd even while we do not sleep in epoll */
+    atomic_store(&loop->embedded, true);
+    return loop->poller.epfd;
+}
+
+double fut_loop_timeout(fut_loop *loop)
+{
+    if (!loop)
+        return 0;
+    if (loop->ready.n || atomic_load(&loop->inbox_count) > 0)
+        return 0;
+    drop_cancelled_timers(loop);
+    const struct fut_timer *t = fut__timer_heap_top(&loop->timers);
+    if (!t)
+        return -1;
+    double delay = t->when - fut__now();
+    return delay > 0 ? delay : 0;
+}
+
+int fut_loop_run_once(fut_loop *loop, double timeout)
+{
+    if (!loop || isnan(timeout))
+        return FUT_EINVAL;
+    if (!begin_run(loop))
+        return FUT_ESTATE;
+    int max_ms = -1;
+    if (timeout >= 0)  /* rounded up, as poll_timeout_ms: 1 us waits 1 ms, not 0 */
+        max_ms = timeout * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(timeout * 1e3);
+    int ran = run_once(loop, max_ms);
+    end_run(loop);
+    return ran;
 }
 
 bool fut__loop_core_is_current(const struct fut_loop_core *core)
@@ -557,6 +606,7 @@ void fut_loop_free(fut_loop *loop)
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
     pthread_mutex_unlock(&loop->core->lock);
     fut__loop_free_executor(loop);
+    fut__loop_signals_free(loop);
     drop_pending(loop);
     close_fds(loop);
     fut__slots_destroy(&loop->slots);

@@ -199,6 +199,18 @@ static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events
     return p.n;
 }
 
+/* Workers alive (a fork server is no worker) and, of them, those holding no task. */
+static void publish_stats(struct process_pool *pool, bool exiting)
+{
+    size_t workers = 0, idle = 0;
+    for (const struct pool_worker *w = exiting ? NULL : pool->workers; w; w = w->next) {
+        workers++;
+        idle += w->ready && w->n_slots == 0 && !w->doomed;
+    }
+    atomic_store_explicit(&pool->stat_workers, workers, memory_order_relaxed);
+    atomic_store_explicit(&pool->stat_idle, idle, memory_order_relaxed);
+}
+
 void *fut__dispatcher_main(void *arg)
 {
     struct process_pool *pool = arg;
@@ -213,6 +225,7 @@ void *fut__dispatcher_main(void *arg)
         bool again;
         if (finished(pool, &again))
             break;
+        publish_stats(pool, false);
         int timeout = again ? 0 : next_timeout_ms(pool);
         int n = timeout != 0 && activity_expected(pool) ? poll_briefly(pool, events) : 0;
         if (n <= 0)
@@ -223,6 +236,7 @@ void *fut__dispatcher_main(void *arg)
         if (n > 0)
             dispatch_events(pool, events, n);
     }
+    publish_stats(pool, true);
     /* everything is reported exited: closing the socket lets the fork server go */
     close(pool->fs_sock);
     pool->fs_sock = -1;

@@ -153,6 +153,13 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     return 0;
 }
 
+static void process_pool_stats(const fut_executor *ex, size_t *workers, size_t *idle)
+{
+    struct process_pool *pool = (struct process_pool *)ex;
+    *workers = atomic_load_explicit(&pool->stat_workers, memory_order_relaxed);
+    *idle = atomic_load_explicit(&pool->stat_idle, memory_order_relaxed);
+}
+
 static void process_pool_destroy(fut_executor *ex)
 {
     struct process_pool *pool = (struct process_pool *)ex;
@@ -169,6 +176,7 @@ static const struct fut_executor_ops process_pool_ops = {
     .submit = process_pool_submit,
     .shutdown = process_pool_shutdown,
     .destroy = process_pool_destroy,
+    .stats = process_pool_stats,
     /* A chunk costs one round trip (two messages each way, a few microseconds); items are
      * often far cheaper. Eight chunks per worker keep the workers balanced when items
      * differ in cost, and 4096 items bound a chunk's reply. */

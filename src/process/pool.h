@@ -97,6 +97,9 @@ struct process_pool {
     bool fs_want_out;              /* the fork server's socket watched for writability */
     bool fs_failed;                /* a request could not be sent: the server is gone */
     char *broken_message;
+
+    /* fut_executor_get_stats: the dispatcher's counts, published before each wait */
+    atomic_size_t stat_workers, stat_idle;
 };
 
 /* pool.c: the queue, under pool->lock unless said otherwise */

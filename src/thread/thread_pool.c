@@ -37,6 +37,7 @@ struct thread_pool {
     atomic_bool closing;              /* workers exit once the queue is empty */
     atomic_bool broken;
     atomic_int n_threads;
+    atomic_int alive;                 /* started and not yet returned (for the statistics) */
 
     /* written by submitters */
     _Alignas(CACHE_LINE) _Atomic(struct fut_list_node *) incoming;  /* submitted, newest first */
@@ -260,6 +261,13 @@ static void set_thread_name(struct thread_pool *pool, int index)
     pthread_setname_np(pthread_self(), name);
 }
 
+/* An exiting worker was idle: it leaves both counts (read by thread_pool_stats only). */
+static void worker_exit(struct thread_pool *pool)
+{
+    atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker_start start = *(struct worker_start *)arg;
@@ -268,11 +276,13 @@ static void *worker_main(void *arg)
     set_thread_name(pool, start.index);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         break_pool(pool);
+        worker_exit(pool);
         return NULL;
     }
     fut_future *f;
     while ((f = next_task(pool)))
         run_task(pool, f);
+    worker_exit(pool);
     return NULL;
 }
 
@@ -301,9 +311,11 @@ static int adjust_thread_count(struct thread_pool *pool, size_t coming)
     }
     *start = (struct worker_start){ pool, n };
     atomic_fetch_add(&pool->idle, 1);
+    atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
     int err = pthread_create(&pool->threads[n], NULL, worker_main, start);
     if (err) {
         atomic_fetch_sub(&pool->idle, 1);
+        atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
         free(start);
         rc = -err;
         goto out;
@@ -392,6 +404,15 @@ static void thread_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
+static void thread_pool_stats(const fut_executor *ex, size_t *workers, size_t *idle)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    int alive = atomic_load_explicit(&pool->alive, memory_order_relaxed);
+    int idle_now = atomic_load_explicit(&pool->idle, memory_order_relaxed);
+    *workers = alive > 0 ? (size_t)alive : 0;
+    *idle = idle_now > 0 ? (size_t)idle_now : 0;  /* capped at workers by the caller */
+}
+
 static const struct fut_executor_ops thread_pool_ops = {
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
@@ -399,6 +420,7 @@ static const struct fut_executor_ops thread_pool_ops = {
     /* a few chunks per worker keeps them balanced; 256 items amortise a task's cost */
     .chunks_per_worker = 4,
     .max_chunksize = 256,
+    .stats = thread_pool_stats,
 };
 
 fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
