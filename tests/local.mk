@@ -71,3 +71,12 @@ tests_test_process_pool_SOURCES = tests/test_process_pool.c
 tests_test_process_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_process_pool_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# fut_executor_get_stats and the version functions (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_stats
+check_PROGRAMS += tests/test_stats
+tests_test_stats_SOURCES = tests/test_stats.c tests/testutil.h
+tests_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_stats_LDADD = libfutures.la $(CHECK_LIBS)
+endif
