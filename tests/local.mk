@@ -80,3 +80,12 @@ tests_test_stats_SOURCES = tests/test_stats.c tests/testutil.h
 tests_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_stats_LDADD = libfutures.la $(CHECK_LIBS)
 endif
+
+# Embedding the loop and its signal handlers (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_embed
+check_PROGRAMS += tests/test_embed
+tests_test_embed_SOURCES = tests/test_embed.c tests/testutil.h
+tests_test_embed_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_embed_LDADD = libfutures.la $(CHECK_LIBS) -lm
+endif
