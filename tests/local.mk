@@ -89,3 +89,12 @@ tests_test_embed_SOURCES = tests/test_embed.c tests/testutil.h
 tests_test_embed_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_embed_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# Fork safety: inherited pools and loops in a forked child (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_fork
+check_PROGRAMS += tests/test_fork
+tests_test_fork_SOURCES = tests/test_fork.c tests/testutil.h
+tests_test_fork_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_fork_LDADD = libfutures.la $(CHECK_LIBS)
+endif

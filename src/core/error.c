@@ -1,17 +1,16 @@
 #include <limits.h>
 #include <string.h>
 
-#include "config.h"
 #include "futures.h"
 
 /*
  * strerror's text for an errno value, without strerror's shared buffer: glibc's
  * strerrordesc_np returns a static string (NULL for an unknown value), so every call is
- * thread-safe. Elsewhere strerror is the fallback.
+ * thread-safe. Elsewhere (older glibc, other C libraries) strerror is the fallback.
  */
 static const char *errno_text(int value)
 {
-#ifdef HAVE_STRERRORDESC_NP
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
     const char *s = strerrordesc_np(value);
     return s ? s : "unknown error";
 #else

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/executor.h"
+#include "core/fork.h"
 #include "core/future_cache.h"
 
 int fut__cpu_count(void)
@@ -28,6 +29,13 @@ int fut__pool_options_check(const fut_pool_options *opts)
     return 0;
 }
 
+void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers)
+{
+    ex->ops = ops;
+    ex->max_workers = max_workers;
+    ex->fork_generation = fut__fork_generation();
+}
+
 int fut_executor_max_workers(const fut_executor *ex)
 {
     return ex ? ex->max_workers : FUT_EINVAL;
@@ -40,6 +48,11 @@ static fut_future *submit(fut_executor *ex, fut_fn fn, fut_future *f, uint32_t i
     f->part.task.fn = fn;
     f->part.task.items = items;
     f->part.task.counters = &ex->counters;
+    if (fut__inherited(ex->fork_generation)) {
+        fut_future_unref(f);  /* the pool's threads or processes stayed in the parent */
+        errno = ENOTRECOVERABLE;
+        return NULL;
+    }
     fut__count(&ex->counters.submitted, items);
     int rc = ex->ops->submit(ex, f);
     if (rc == 0)
@@ -98,6 +111,8 @@ int fut_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return FUT_EINVAL;
+    if (fut__inherited(ex->fork_generation))
+        return FUT_EBROKEN;  /* nothing of it runs in this process */
     return ex->ops->shutdown(ex, wait, cancel_futures);
 }
 
@@ -105,6 +120,11 @@ void fut_executor_free(fut_executor *ex)
 {
     if (!ex)
         return;
+    if (fut__inherited(ex->fork_generation)) {
+        if (ex->ops->forget)
+            ex->ops->forget(ex);
+        return;
+    }
     ex->ops->shutdown(ex, true, false);
     ex->ops->destroy(ex);
     fut__future_cache_trim();
@@ -139,7 +159,7 @@ int fut_executor_get_stats(const fut_executor *ex, fut_executor_stats *out, size
     s.submitted = load(&c->submitted);
     s.running = difference(started, s.completed + s.failed);
     s.queued = difference(s.submitted, started + s.cancelled);
-    if (ex->ops->stats)
+    if (ex->ops->stats && !fut__inherited(ex->fork_generation))
         ex->ops->stats(ex, &s.workers, &s.idle);
     if (s.idle > s.workers)
         s.idle = s.workers;

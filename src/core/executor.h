@@ -32,11 +32,18 @@ struct fut_executor_ops {
      * `workers` and `idle`, read without blocking (relaxed atomics, no lock); 0 once the
      * executor has shut down and its workers have exited. The core fills the rest. */
     void (*stats)(const fut_executor *ex, size_t *workers, size_t *idle);
+    /* fut_executor_free in a forked child (core/fork.h): release the executor's memory
+     * and descriptors without joining, killing, waiting for or signalling anything (its
+     * threads do not exist here, its processes are the parent's), without taking its
+     * locks (a vanished thread may hold them) and without epoll_ctl (the epoll set is
+     * shared with the parent). NULL: the memory is left as it is. */
+    void (*forget)(fut_executor *ex);
 };
 
 struct fut_executor {
     const struct fut_executor_ops *ops;
     int max_workers;
+    unsigned fork_generation;      /* made in (core/fork.h): set by fut__executor_init */
     /* written by workers on every task: kept off the line of the read-mostly fields above
      * and of the backend's fields below (no alignment: backends allocate with malloc) */
     char pad_before[64];
@@ -58,6 +65,9 @@ static inline void fut__count(atomic_uint_least64_t *counter, uint64_t n)
 /* fut_submit_copy for a task that stands for `items` tasks in the statistics (fut_map). */
 fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size_t len,
                               uint32_t items);
+
+/* Fills the core's part of a new executor (every backend calls it). */
+void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers);
 
 /* Validated options with defaults applied. */
 int fut__pool_options_check(const fut_pool_options *opts);

@@ -58,6 +58,7 @@ fut_future *fut__future_alloc(void)
     memset(f, 0, sizeof *f);
     atomic_init(&f->refs, 1);
     atomic_init(&f->state, FUT_STATE_PENDING);
+    f->fork_generation = (uint8_t)fut__fork_generation();
     return f;
 }
 
@@ -269,6 +270,8 @@ static int wait_done(fut_future *f, double timeout)
 {
     if (fut__state_is_done(fut__future_state(f)))
         return 0;
+    if (fut__future_orphaned(f))
+        return FUT_EBROKEN;  /* inherited through fork(): it would never complete */
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     struct fut_deadline deadline = fut__deadline_after(timeout);

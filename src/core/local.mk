@@ -7,6 +7,7 @@ libfutures_la_SOURCES = \
 	src/core/clock.c src/core/clock.h \
 	src/core/error.c \
 	src/core/executor.c src/core/executor.h \
+	src/core/fork.c src/core/fork.h \
 	src/core/future.c src/core/future.h \
 	src/core/future_cache.c src/core/future_cache.h \
 	src/core/map.c \

@@ -40,6 +40,8 @@ static int add_watch(fut_loop *loop, int fd, unsigned dir, fut_callback cb, void
 {
     if (!loop || !cb || fd < 0 || fd == loop->poller.epfd || fd == loop->wake_fd)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     int rc = io_reserve(loop, fd);
     if (rc)
         return rc;
@@ -60,6 +62,8 @@ static int remove_watch(fut_loop *loop, int fd, unsigned dir)
 {
     if (!loop || fd < 0)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if ((size_t)fd >= loop->n_io || !(loop->io[fd].mask & dir))
         return FUT_ENOENT;
     struct fut_io *io = &loop->io[fd];

@@ -148,7 +148,9 @@ fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg
     fut_handle h = 0;
     int rc = FUT_ESHUTDOWN;
     pthread_mutex_lock(&core->lock);
-    if (core->loop)
+    if (core->loop && fut__loop_inherited(core->loop))
+        rc = FUT_EBROKEN;
+    else if (core->loop)
         rc = inbox_push(core->loop, cb, arg, owned, &h);
     pthread_mutex_unlock(&core->lock);
     if (rc)
@@ -394,6 +396,8 @@ int fut_loop_run_forever(fut_loop *loop)
 {
     if (!loop)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if (!begin_run(loop))
         return FUT_ESTATE;
     run_until_stopped(loop);
@@ -405,6 +409,8 @@ int fut_loop_run_until_complete(fut_loop *loop, fut_future *f)
 {
     if (!loop || !f)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if (!begin_run(loop))
         return FUT_ESTATE;
     int rc;
@@ -450,6 +456,8 @@ int fut_loop_fd(fut_loop *loop)
 {
     if (!loop)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     /* from now on a post writes the eventfd even while we do not sleep in epoll */
     atomic_store(&loop->embedded, true);
     return loop->poller.epfd;
@@ -473,6 +481,8 @@ int fut_loop_run_once(fut_loop *loop, double timeout)
 {
     if (!loop || isnan(timeout))
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if (!begin_run(loop))
         return FUT_ESTATE;
     int max_ms = -1;
@@ -540,6 +550,7 @@ fut_loop *fut_loop_new(void)
         return NULL;
     }
     loop->poller.epfd = loop->wake_fd = -1;
+    loop->fork_generation = fut__fork_generation();
     fut__slots_init(&loop->slots, 0);
     fut__slots_init(&loop->ts_slots, FUT_LOOP_TS_TAG);
     int rc = open_fds(loop);
@@ -600,7 +611,14 @@ static void drop_pending(fut_loop *loop)
 
 void fut_loop_free(fut_loop *loop)
 {
-    if (!loop || atomic_load(&loop->running))
+    if (!loop)
+        return;
+    if (fut__loop_inherited(loop)) {
+        /* a forked child: whoever ran it or held its lock stayed in the parent */
+        pthread_mutex_init(&loop->core->lock, NULL);
+        atomic_store(&loop->running, false);
+    }
+    if (atomic_load(&loop->running))
         return;  /* freeing a running loop would pull it from under its own thread */
     pthread_mutex_lock(&loop->core->lock);
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */

@@ -126,6 +126,8 @@ int fut_loop_add_signal_handler(fut_loop *loop, int signum, fut_callback cb, voi
 {
     if (!loop || !cb || !valid_signal(signum))
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     int rc = 0;
     pthread_mutex_lock(&table_lock);
     if (owner[signum] && owner[signum] != loop) {

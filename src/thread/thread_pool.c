@@ -404,6 +404,24 @@ static void thread_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
+/* In a forked child: the queued futures and the memory go, nothing else is touched (the
+ * workers and whatever locks they held stayed in the parent; core/executor.h). */
+static void thread_pool_forget(fut_executor *ex)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    struct fut_list_node *node = atomic_load(&pool->incoming), *next;
+    for (; node; node = next) {
+        next = node->next;
+        fut_future_unref(fut__task_of(node));
+    }
+    fut_list_for_each_safe(node, next, &pool->queue)
+        fut_future_unref(fut__task_of(node));
+    free(pool->threads);
+    free(pool->joined);
+    free(pool->name_prefix);
+    free(pool);
+}
+
 static void thread_pool_stats(const fut_executor *ex, size_t *workers, size_t *idle)
 {
     struct thread_pool *pool = (struct thread_pool *)ex;
@@ -421,6 +439,7 @@ static const struct fut_executor_ops thread_pool_ops = {
     .chunks_per_worker = 4,
     .max_chunksize = 256,
     .stats = thread_pool_stats,
+    .forget = thread_pool_forget,
 };
 
 fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
@@ -435,9 +454,9 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
         goto fail;
     memset(pool, 0, sizeof *pool);
     int cpus = fut__cpu_count();
-    pool->base.ops = &thread_pool_ops;
-    pool->base.max_workers = opts && opts->max_workers ? opts->max_workers
-                                                       : (cpus + 4 < 32 ? cpus + 4 : 32);
+    fut__executor_init(&pool->base, &thread_pool_ops,
+                       opts && opts->max_workers ? opts->max_workers
+                                                 : (cpus + 4 < 32 ? cpus + 4 : 32));
     if (opts) {
         pool->initializer = opts->initializer;
         pool->initarg = opts->initarg;
