@@ -4,6 +4,7 @@
  * (0, smaller, larger) for the thread pool and the process pool.
  */
 #include <stddef.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -222,6 +223,72 @@ START_TEST(test_workers)
 }
 END_TEST
 
+/* ---- names of the process pool's processes and thread ------------------------------ */
+
+static bool read_comm(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(buf, (int)size, f) != NULL;
+    fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\n")] = 0;
+    return ok;
+}
+
+static void *my_pid_and_parent(void *arg)
+{
+    (void)arg;
+    return TU_P(((intptr_t)getppid() << 32) | getpid());
+}
+
+/* Whether a thread of this process is named `name`. */
+static bool has_thread_named(const char *name)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(dir))) {
+        char path[300], comm[64];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        found = e->d_name[0] != '.' && read_comm(path, comm, sizeof comm) &&
+                strcmp(comm, name) == 0;
+    }
+    closedir(dir);
+    return found;
+}
+
+START_TEST(test_process_names)
+{
+    ck_assert(!has_thread_named("fut-dispatch"));
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1 });
+    ck_assert_ptr_nonnull(ex);
+    fut_future *f = fut_submit(ex, my_pid_and_parent, NULL);
+    void *r;
+    ck_assert_int_eq(fut_result(f, FUT_FOREVER, &r), 0);
+    fut_future_unref(f);
+    pid_t worker = (pid_t)(TU_I(r) & 0xffffffff), server = (pid_t)(TU_I(r) >> 32);
+    ck_assert_int_ne(worker, getpid());
+    ck_assert_int_ne(server, getpid());
+    char path[64], comm[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)worker);
+    ck_assert(read_comm(path, comm, sizeof comm));
+    ck_assert_str_eq(comm, "fut-worker");
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)server);
+    ck_assert(read_comm(path, comm, sizeof comm));
+    ck_assert_str_eq(comm, "fut-forksrv");
+    ck_assert(has_thread_named("fut-dispatch"));
+    fut_executor_free(ex);
+    /* a joined thread may stay listed for a moment (see tu_settle_threads) */
+    for (double end = tu_now() + 5; has_thread_named("fut-dispatch") && tu_now() < end;)
+        tu_sleep(0.001);
+    ck_assert(!has_thread_named("fut-dispatch"));
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
     Suite *s = suite_create("stats");
@@ -232,6 +299,8 @@ static Suite *stats_suite(void)
     tcase_add_loop_test(tc, test_batch_counts, 0, 2);
     tcase_add_loop_test(tc, test_map_items, 0, 2);
     tcase_add_loop_test(tc, test_workers, 0, 2);
+    tc = tu_tcase(s, "names", 60);
+    tcase_add_test(tc, test_process_names);
     return s;
 }
 

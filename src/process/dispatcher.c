@@ -215,6 +215,7 @@ void *fut__dispatcher_main(void *arg)
 {
     struct process_pool *pool = arg;
     struct fut_poll_event events[FUT_DISPATCHER_EVENTS];
+    pthread_setname_np(pthread_self(), FUT_DISPATCHER_NAME);
     for (;;) {
         if (pool->fs_failed)
             fut__fork_client_lost(pool);

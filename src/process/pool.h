@@ -131,6 +131,10 @@ void fut__fork_client_send_requests(struct process_pool *pool);
 void fut__fork_client_read(struct process_pool *pool);
 void fut__fork_client_lost(struct process_pool *pool);
 
+/* The dispatcher thread's name (see fut_process_pool_new(3), like the process names of
+ * fork_server.h and worker.h). */
+#define FUT_DISPATCHER_NAME "fut-dispatch"
+
 /* dispatcher.c */
 #define FUT_DISPATCHER_EVENTS 64
 void *fut__dispatcher_main(void *pool);
