@@ -66,3 +66,14 @@ dist_man_MANS += \
 
 # process pool (issue 3)
 dist_man_MANS += man/man3/fut_process_pool_new.3
+
+# 0.2.0 (issue 10): embedding, signals, versions, statistics
+dist_man_MANS += \
+	man/man3/fut_executor_get_stats.3 \
+	man/man3/fut_loop_add_signal_handler.3 \
+	man/man3/fut_loop_fd.3 \
+	man/man3/fut_loop_remove_signal_handler.3 \
+	man/man3/fut_loop_run_once.3 \
+	man/man3/fut_loop_timeout.3 \
+	man/man3/fut_version.3 \
+	man/man3/fut_version_string.3
