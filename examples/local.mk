@@ -35,3 +35,16 @@ if !SANITIZED
 TESTS += examples/shared_counter
 endif
 EXTRA_DIST += examples/smoke.sh
+
+# Embedding the loop in GLib's main loop (issue 10): built only when GLib is found.
+if HAVE_GLIB
+noinst_PROGRAMS += examples/glib_embed
+examples_glib_embed_SOURCES = examples/glib_embed.c
+examples_glib_embed_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+examples_glib_embed_LDADD = libfutures.la $(GLIB_LIBS) -lm
+endif
+
+# A server that stops cleanly on SIGINT and SIGTERM (issue 10).
+noinst_PROGRAMS += examples/signal_server
+examples_signal_server_SOURCES = examples/signal_server.c
+examples_signal_server_LDADD = libfutures.la

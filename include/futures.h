@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "futures_version.h"   /* FUT_VERSION_MAJOR/MINOR/PATCH, FUT_VERSION_STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -91,6 +93,16 @@ FUT_API void fut_as_completed_free(fut_as_completed *it);
 
 typedef struct fut_executor fut_executor;
 
+/*
+ * fut_pool_options may grow at its end in later versions (never in the middle, never a
+ * changed meaning), and a field added later means "as before" when it is zero. So:
+ *  - source: a caller that zero-initialises the struct (designated initialisers,
+ *    `= {0}`, memset) keeps its behaviour when rebuilt against a newer header;
+ *  - binaries: the release that adds a field gives fut_thread_pool_new and
+ *    fut_process_pool_new a new symbol version (LIBFUTURES_0.N); a program linked against
+ *    an older release keeps calling the older entry point, which reads only the fields
+ *    its struct has. See fut_thread_pool_new(3).
+ */
 typedef struct fut_pool_options {
     int max_workers;                 /* 0: default */
     int (*initializer)(void *arg);   /* run in each new worker; non-zero = failure */
@@ -143,6 +155,30 @@ FUT_API int fut_loop_add_reader(fut_loop *loop, int fd, fut_callback cb, void *a
 FUT_API int fut_loop_remove_reader(fut_loop *loop, int fd);
 FUT_API int fut_loop_add_writer(fut_loop *loop, int fd, fut_callback cb, void *arg);
 FUT_API int fut_loop_remove_writer(fut_loop *loop, int fd);
+
+/* ---- Embedding the loop, and signals (0.2.0) ---------------------------- */
+
+FUT_API int    fut_loop_fd(fut_loop *loop);
+FUT_API double fut_loop_timeout(fut_loop *loop);
+FUT_API int    fut_loop_run_once(fut_loop *loop, double timeout);
+FUT_API int    fut_loop_add_signal_handler(fut_loop *loop, int signum, fut_callback cb, void *arg);
+FUT_API int    fut_loop_remove_signal_handler(fut_loop *loop, int signum);
+
+/* ---- Introspection and versions (0.2.0) ---------------------------------- */
+
+FUT_API unsigned    fut_version(void);          /* (major << 16) | (minor << 8) | patch */
+FUT_API const char *fut_version_string(void);
+
+/* May grow at its end: pass sizeof *out, so a newer library never writes past it. */
+typedef struct fut_executor_stats {
+    size_t   workers;      /* threads or processes alive now */
+    size_t   idle;         /* of which waiting for work */
+    size_t   queued;       /* submitted, not yet handed to a worker */
+    size_t   running;      /* handed to a worker, not yet done */
+    uint64_t submitted, completed, failed, cancelled;   /* totals since creation */
+} fut_executor_stats;
+
+FUT_API int fut_executor_get_stats(const fut_executor *ex, fut_executor_stats *out, size_t size);
 
 #ifdef __cplusplus
 }

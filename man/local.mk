@@ -63,3 +63,14 @@ dist_man_MANS += \
 # the test harness gives it the source tree in $srcdir. It skips (77) without groff.
 EXTRA_DIST += man/check-pages.sh
 TESTS += man/check-pages.sh
+
+# 0.2.0: embedding, signals, versions, statistics
+dist_man_MANS += \
+	man/man3/fut_executor_get_stats.3 \
+	man/man3/fut_loop_add_signal_handler.3 \
+	man/man3/fut_loop_fd.3 \
+	man/man3/fut_loop_remove_signal_handler.3 \
+	man/man3/fut_loop_run_once.3 \
+	man/man3/fut_loop_timeout.3 \
+	man/man3/fut_version.3 \
+	man/man3/fut_version_string.3

@@ -64,3 +64,30 @@ if HAVE_CHECK
 check_PROGRAMS += tests/test_hostile
 TESTS += tests/test_hostile
 endif
+
+# fut_executor_get_stats and the version functions (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_stats
+check_PROGRAMS += tests/test_stats
+tests_test_stats_SOURCES = tests/test_stats.c tests/testutil.h
+tests_test_stats_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_stats_LDADD = libfutures.la $(CHECK_LIBS)
+endif
+
+# Embedding the loop and its signal handlers (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_embed
+check_PROGRAMS += tests/test_embed
+tests_test_embed_SOURCES = tests/test_embed.c tests/testutil.h
+tests_test_embed_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_embed_LDADD = libfutures.la $(CHECK_LIBS) -lm
+endif
+
+# Fork safety: inherited pools and loops in a forked child (issue 10)
+if HAVE_CHECK
+TESTS += tests/test_fork
+check_PROGRAMS += tests/test_fork
+tests_test_fork_SOURCES = tests/test_fork.c tests/testutil.h
+tests_test_fork_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_fork_LDADD = libfutures.la $(CHECK_LIBS)
+endif

@@ -199,6 +199,15 @@ START_TEST(test_strerror)
         ck_assert_ptr_nonnull(s);
         ck_assert_uint_gt(strlen(s), 0);
     }
+    /* a task's positive errno-style code reads as strerror would, as does a negated
+     * errno the library has no name for */
+    ck_assert_str_eq(fut_strerror(EIO), strerror(EIO));
+    ck_assert_str_eq(fut_strerror(ENOSPC), strerror(ENOSPC));
+    ck_assert_str_eq(fut_strerror(-EIO), strerror(EIO));
+    ck_assert_str_ne(fut_strerror(EIO), fut_strerror(ENOSPC));
+    /* the library's own codes keep their names, whatever strerror says */
+    ck_assert_str_eq(fut_strerror(FUT_EBROKEN), "executor is broken");
+    ck_assert_str_eq(fut_strerror(ECANCELED), strerror(ECANCELED));
 }
 END_TEST
 

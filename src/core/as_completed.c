@@ -100,6 +100,15 @@ fail:
     return NULL;
 }
 
+/* Whether a future the iterator still waits for can never complete (core/fork.h). */
+static bool waits_on_orphan(const fut_as_completed *it)
+{
+    for (size_t i = 0; i < it->n; i++)
+        if (!it->links[i].yielded && fut__future_orphaned(it->links[i].future))
+            return true;
+    return false;
+}
+
 int fut_as_completed_next(fut_as_completed *it, fut_future **out)
 {
     if (!it || !out)
@@ -107,6 +116,10 @@ int fut_as_completed_next(fut_as_completed *it, fut_future **out)
     struct fut_waiter *w = &it->waiter;
     int rc = 0;
     pthread_mutex_lock(&w->lock);
+    if (it->n_yielded == w->n_finished && it->n_yielded < it->n && waits_on_orphan(it)) {
+        pthread_mutex_unlock(&w->lock);
+        return FUT_EBROKEN;  /* inherited through fork(): would never complete */
+    }
     while (it->n_yielded == w->n_finished && it->n_yielded < it->n && rc != ETIMEDOUT) {
         if (it->deadline.forever)
             pthread_cond_wait(&w->cond, &w->lock);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/executor.h"
+#include "core/fork.h"
 #include "core/future_cache.h"
 
 int fut__cpu_count(void)
@@ -28,6 +29,13 @@ int fut__pool_options_check(const fut_pool_options *opts)
     return 0;
 }
 
+void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers)
+{
+    ex->ops = ops;
+    ex->max_workers = max_workers;
+    ex->fork_generation = fut__fork_generation();
+}
+
 int fut_executor_max_workers(const fut_executor *ex)
 {
     return ex ? ex->max_workers : FUT_EINVAL;
@@ -45,12 +53,25 @@ static fut_future *new_task(fut_fn fn, void *arg)
     return f;
 }
 
-/* Hands f to the executor, or releases it: the caller's new reference, or NULL. */
-static fut_future *submit(fut_executor *ex, fut_future *f)
+/*
+ * Hands f to the executor, or releases it: the caller's new reference, or NULL. Counted
+ * as submitted before the backend sees it, so that no count of its outcome can run ahead
+ * of it; a rejected submit takes its count back.
+ */
+static fut_future *submit(fut_executor *ex, fut_future *f, uint32_t items)
 {
+    f->part.task.items = items;
+    f->part.task.counters = &ex->counters;
+    if (fut__inherited(ex->fork_generation)) {
+        fut_future_unref(f);  /* the pool's threads or processes stayed in the parent */
+        errno = ENOTRECOVERABLE;
+        return NULL;
+    }
+    fut__count(&ex->counters.submitted, items);
     int rc = ex->ops->submit(ex, f);
     if (rc == 0)
         return f;
+    atomic_fetch_sub_explicit(&ex->counters.submitted, items, memory_order_relaxed);
     fut_future_unref(f);
     errno = -rc;
     return NULL;
@@ -63,10 +84,16 @@ fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
         return NULL;
     }
     fut_future *f = new_task(fn, arg);
-    return f ? submit(ex, f) : NULL;
+    return f ? submit(ex, f, 1) : NULL;
 }
 
 fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t len)
+{
+    return fut__submit_items(ex, fn, arg, len, 1);
+}
+
+fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size_t len,
+                              uint32_t items)
 {
     if (!ex || !fn || (!arg && len)) {
         errno = EINVAL;
@@ -87,13 +114,15 @@ fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t
     }
     f->part.task.arg_len = len;
     f->part.task.arg_copied = copy != NULL;
-    return submit(ex, f);
+    return submit(ex, f, items);
 }
 
 int fut_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return FUT_EINVAL;
+    if (fut__inherited(ex->fork_generation))
+        return FUT_EBROKEN;  /* nothing of it runs in this process */
     return ex->ops->shutdown(ex, wait, cancel_futures);
 }
 
@@ -101,7 +130,56 @@ void fut_executor_free(fut_executor *ex)
 {
     if (!ex)
         return;
+    if (fut__inherited(ex->fork_generation)) {
+        if (ex->ops->forget)
+            ex->ops->forget(ex);
+        return;
+    }
     ex->ops->shutdown(ex, true, false);
     ex->ops->destroy(ex);
     fut__future_cache_trim();
+}
+
+/* ---- fut_executor_get_stats --------------------------------------------------------- */
+
+static uint64_t load(const atomic_uint_least64_t *counter)
+{
+    return atomic_load_explicit((atomic_uint_least64_t *)counter, memory_order_relaxed);
+}
+
+static size_t difference(uint64_t a, uint64_t b)
+{
+    return a > b ? (size_t)(a - b) : 0;  /* counters read apart may cross for a moment */
+}
+
+int fut_executor_get_stats(const fut_executor *ex, fut_executor_stats *out, size_t size)
+{
+    if (!ex || (!out && size))
+        return FUT_EINVAL;
+    if (size == 0)
+        return 0;
+    fut_executor_stats s = { 0 };
+    const struct fut_executor_counters *c = &ex->counters;
+    /* outcomes first, then starts, then submits: each is counted after the one before it,
+     * so reading in this order keeps queued and running from going negative */
+    s.completed = load(&c->completed);
+    s.failed = load(&c->failed);
+    s.cancelled = load(&c->cancelled);
+    uint64_t started = load(&c->started);
+    s.submitted = load(&c->submitted);
+    s.running = difference(started, s.completed + s.failed);
+    s.queued = difference(s.submitted, started + s.cancelled);
+    if (ex->ops->stats && !fut__inherited(ex->fork_generation))
+        ex->ops->stats(ex, &s.workers, &s.idle);
+    if (s.idle > s.workers)
+        s.idle = s.workers;
+    /* an older caller's smaller struct gets the fields it knows; a newer caller's larger
+     * one gets ours and zeroes after them */
+    if (size <= sizeof s) {
+        memcpy(out, &s, size);
+    } else {
+        memcpy(out, &s, sizeof s);
+        memset((char *)out + sizeof s, 0, size - sizeof s);
+    }
+    return 0;
 }

@@ -4,6 +4,19 @@
 
 #include "core/future.h"
 
+/*
+ * Totals of an executor, in task items (a fut_map chunk of N items counts N), kept by the
+ * core as its tasks' futures change state (future.c), so every backend gets them for free:
+ *   submitted  accepted by the backend's submit
+ *   started    PENDING -> RUNNING (or straight to FINISHED: a task failed unstarted)
+ *   completed, failed, cancelled   done, by outcome
+ * queued = submitted - started - cancelled, running = started - completed - failed.
+ * Relaxed atomics: readers get each counter's own latest value, not a snapshot.
+ */
+struct fut_executor_counters {
+    atomic_uint_least64_t submitted, started, completed, failed, cancelled;
+};
+
 struct fut_executor_ops {
     /* Queue f (its task part is set); on success the executor holds a reference
      * until f is done. Returns 0, FUT_ESHUTDOWN, FUT_EBROKEN or FUT_ENOMEM. */
@@ -15,13 +28,47 @@ struct fut_executor_ops {
      * at least 1, at most max_chunksize. */
     size_t chunks_per_worker;
     size_t max_chunksize;
+    /* Optional (NULL: reported as 0): the backend's own fields of fut_executor_get_stats,
+     * `workers` and `idle`, read without blocking (relaxed atomics, no lock); 0 once the
+     * executor has shut down and its workers have exited. The core fills the rest. */
+    void (*stats)(const fut_executor *ex, size_t *workers, size_t *idle);
+    /* fut_executor_free in a forked child (core/fork.h): release the executor's memory
+     * and descriptors without joining, killing, waiting for or signalling anything (its
+     * threads do not exist here, its processes are the parent's), without taking its
+     * locks (a vanished thread may hold them) and without epoll_ctl (the epoll set is
+     * shared with the parent). NULL: the memory is left as it is. */
+    void (*forget)(fut_executor *ex);
 };
 
 struct fut_executor {
     const struct fut_executor_ops *ops;
     int max_workers;
     double task_timeout;           /* > 0: each task's time limit (fut_map sends items alone) */
+    unsigned fork_generation;      /* made in (core/fork.h): set by fut__executor_init */
+    /* written by workers on every task: kept off the line of the read-mostly fields above
+     * and of the backend's fields below (no alignment: backends allocate with malloc) */
+    char pad_before[64];
+    struct fut_executor_counters counters;
+    char pad_after[64];
 };
+
+/* future.c's accounting of a task's state changes (a task future with counters). */
+static inline struct fut_executor_counters *fut__task_counters(fut_future *f)
+{
+    return f->part_kind == FUT_PART_TASK ? f->part.task.counters : NULL;
+}
+
+static inline void fut__count(atomic_uint_least64_t *counter, uint64_t n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* fut_submit_copy for a task that stands for `items` tasks in the statistics (fut_map). */
+fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size_t len,
+                              uint32_t items);
+
+/* Fills the core's part of a new executor (every backend calls it). */
+void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers);
 
 /* Validated options with defaults applied. */
 int fut__pool_options_check(const fut_pool_options *opts);

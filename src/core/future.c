@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/executor.h"
 #include "core/future.h"
 #include "core/future_cache.h"
 #include "core/spin.h"
@@ -58,6 +59,7 @@ fut_future *fut__future_alloc(void)
     memset(f, 0, sizeof *f);
     atomic_init(&f->refs, 1);
     atomic_init(&f->state, FUT_STATE_PENDING);
+    f->fork_generation = (uint8_t)fut__fork_generation();
     return f;
 }
 
@@ -163,6 +165,9 @@ bool fut_cancel(fut_future *f)
     future_lock(f);
     int state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
+        struct fut_executor_counters *counters = fut__task_counters(f);
+        if (counters)
+            fut__count(&counters->cancelled, f->part.task.items);
         complete_locked(f, FUT_STATE_CANCELLED);
         return true;
     }
@@ -175,8 +180,12 @@ int fut_set_running_or_notify_cancel(fut_future *f)
     if (!f)
         return FUT_EINVAL;
     int state = FUT_STATE_PENDING;
-    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING))
+    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
+        struct fut_executor_counters *counters = fut__task_counters(f);
+        if (counters)
+            fut__count(&counters->started, f->part.task.items);
         return 1;
+    }
     if (state != FUT_STATE_CANCELLED)
         return FUT_ESTATE;
     future_lock(f);
@@ -203,6 +212,13 @@ int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int co
     } else {
         f->result = result;
         f->result_is_bytes = result_is_bytes;
+    }
+    struct fut_executor_counters *counters = fut__task_counters(f);
+    if (counters) {
+        uint32_t items = f->part.task.items;
+        if (fut__future_state(f) == FUT_STATE_PENDING)
+            fut__count(&counters->started, items);  /* failed before it could start */
+        fut__count(code ? &counters->failed : &counters->completed, items);
     }
     complete_locked(f, FUT_STATE_FINISHED);
     return 0;
@@ -255,6 +271,8 @@ static int wait_done(fut_future *f, double timeout)
 {
     if (fut__state_is_done(fut__future_state(f)))
         return 0;
+    if (fut__future_orphaned(f))
+        return FUT_EBROKEN;  /* inherited through fork(): it would never complete */
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     struct fut_deadline deadline = fut__deadline_after(timeout);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/fork.h"
 #include "core/list.h"
 #include "futures.h"
 
@@ -26,6 +27,7 @@ struct fut_callback_node {
 };
 
 struct fut_waiter_link;
+struct fut_executor_counters;
 
 /*
  * Where a future's done callbacks run. NULL: inline, in the thread that completes the
@@ -50,6 +52,9 @@ struct fut_task_part {
     bool arg_copied;               /* fut_submit_copy: arg is ours, freed with the future */
     bool requeued;                 /* process pools: handed to a worker that died before
                                     * starting it, so RUNNING already: goes to the next one */
+    uint32_t items;                /* fut_executor_get_stats: tasks this future stands for
+                                    * (a fut_map chunk: its items) */
+    struct fut_executor_counters *counters;  /* the executor's totals; NULL: not counted */
 };
 
 /* What the event loop keeps in its futures. */
@@ -84,6 +89,7 @@ struct fut_future {
     uint8_t part_kind;             /* enum fut_part_kind: which member of `part` is live */
     bool cancel_notified;          /* set_running_or_notify_cancel saw the cancel */
     bool result_is_bytes;          /* result is a fut_bytes buffer the future owns */
+    uint8_t fork_generation;       /* low bits of core/fork.h's generation it was made in */
     void *result;
     char *message;
     struct fut_list callbacks;     /* of struct fut_callback_node */
@@ -127,6 +133,15 @@ static inline int fut__future_state(const fut_future *f)
 static inline bool fut__state_is_done(int state)
 {
     return state == FUT_STATE_CANCELLED || state == FUT_STATE_FINISHED;
+}
+
+/* A pending task or loop future inherited through a fork: nothing in this process will
+ * ever complete it (its executor's threads or its loop stayed in the parent), so waiting
+ * on it fails with FUT_EBROKEN. Plain futures (fut_future_new) stay the caller's. */
+static inline bool fut__future_orphaned(const fut_future *f)
+{
+    return (f->part_kind == FUT_PART_TASK || f->part_kind == FUT_PART_LOOP) &&
+           fut__inherited8(f->fork_generation) && !fut__state_is_done(fut__future_state(f));
 }
 
 #endif

@@ -77,6 +77,7 @@ static void *run_chunk(void *arg)
 }
 
 struct map_state {
+    struct fut_executor_counters *counters;
     void **results;
     size_t first_failed;           /* input index of the first failed item, or n */
     int first_code;
@@ -92,6 +93,16 @@ static void fail_items(struct map_state *m, size_t start, size_t count, int code
     }
 }
 
+/* A chunk that finished with a reply counted all its items completed: move those that
+ * failed to `failed` (failed first, so that readers never see items vanish). */
+static void recount_failed_items(struct map_state *m, size_t n_failed)
+{
+    if (n_failed == 0)
+        return;
+    fut__count(&m->counters->failed, n_failed);
+    atomic_fetch_sub_explicit(&m->counters->completed, n_failed, memory_order_relaxed);
+}
+
 static void collect_chunk(struct map_state *m, fut_future *f, size_t start, size_t count)
 {
     void *value = NULL;
@@ -99,8 +110,14 @@ static void collect_chunk(struct map_state *m, fut_future *f, size_t start, size
     const struct chunk_reply *reply = value;
     if (rc || !reply || reply->count != count) {
         fail_items(m, start, count, rc ? rc : FUT_EBROKEN);
+        if (!rc)
+            recount_failed_items(m, count);
         return;
     }
+    size_t n_failed = 0;
+    for (size_t i = 0; i < count; i++)
+        n_failed += reply->items[i].code != 0;
+    recount_failed_items(m, n_failed);
     const char *payload = (const char *)&reply->items[count];
     for (size_t i = 0; i < count; i++) {
         const struct chunk_item *item = &reply->items[i];
@@ -125,7 +142,8 @@ static fut_future *submit_chunk(fut_executor *ex, fut_fn fn, void *const *args, 
     scratch->owner = getpid();
     scratch->count = count;
     memcpy(scratch->args, args, count * sizeof *args);
-    return fut_submit_copy(ex, run_chunk, scratch, sizeof *scratch + count * sizeof *args);
+    return fut__submit_items(ex, run_chunk, scratch, sizeof *scratch + count * sizeof *args,
+                             (uint32_t)count);
 }
 
 struct window_slot {
@@ -153,6 +171,8 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         chunksize = 1;
     if (chunksize > n)
         chunksize = n;
+    if (chunksize > UINT32_MAX)  /* a chunk's item count is 32-bit in the statistics */
+        chunksize = UINT32_MAX;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;
     struct window_slot *slots = calloc(window, sizeof *slots);
     struct chunk_request *scratch = calloc(1, sizeof *scratch + chunksize * sizeof *args);
@@ -161,7 +181,7 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         free(scratch);
         return FUT_ENOMEM;
     }
-    struct map_state m = { .results = results, .first_failed = n };
+    struct map_state m = { .counters = &ex->counters, .results = results, .first_failed = n };
     memset(results, 0, n * sizeof *results);
     struct fut_deadline deadline = fut__deadline_after(timeout);
     size_t next = 0, head = 0, in_flight = 0;

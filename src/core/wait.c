@@ -97,10 +97,14 @@ int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t 
     int rc = 0;
     if (n_pending && timeout != 0 && !condition_met(fs, n, return_when)) {
         size_t k = 0;
-        for (size_t i = 0; i < n && k < n_pending; i++)
+        for (size_t i = 0; i < n && k < n_pending; i++) {
             if (!fut_done(fs[i]))
                 pending[k++] = fs[i];
-        rc = block(pending, k, timeout, return_when);
+            if (fut__future_orphaned(fs[i]))
+                rc = FUT_EBROKEN;  /* inherited through fork(): would never complete */
+        }
+        if (rc == 0)
+            rc = block(pending, k, timeout, return_when);
     }
     if (rc == 0)
         *n_done = partition(fs, n, pending);

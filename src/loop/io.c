@@ -41,6 +41,8 @@ static int add_watch(fut_loop *loop, int fd, unsigned dir, fut_callback cb, void
 {
     if (!loop || !cb || fd < 0 || fd == loop->poller.epfd || fd == loop->wake_fd)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     /* the table is indexed by fd: a number that is not open must not size it */
     if (fcntl(fd, F_GETFD) < 0)
         return -EBADF;
@@ -64,6 +66,8 @@ static int remove_watch(fut_loop *loop, int fd, unsigned dir)
 {
     if (!loop || fd < 0)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if ((size_t)fd >= loop->n_io || !(loop->io[fd].mask & dir))
         return FUT_ENOENT;
     struct fut_io *io = &loop->io[fd];
@@ -98,8 +102,9 @@ int fut_loop_remove_writer(fut_loop *loop, int fd)
 
 /* Runs the fd callbacks; each registration is looked up again at its turn, since an
  * earlier callback may have removed or replaced it. Errors and hang-ups wake both sides. */
-void fut__loop_run_io_events(fut_loop *loop, int n)
+int fut__loop_run_io_events(fut_loop *loop, int n)
 {
+    int ran = 0;
     for (int k = 0; k < n; k++) {
         int fd = loop->events[k].fd;
         unsigned ev = loop->events[k].mask;
@@ -110,10 +115,15 @@ void fut__loop_run_io_events(fut_loop *loop, int n)
             continue;
         }
         if ((ev & FUT_POLL_READABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_READABLE))
+            (loop->io[fd].mask & FUT_POLL_READABLE)) {
             loop->io[fd].read_cb(loop->io[fd].read_arg);
+            ran++;
+        }
         if ((ev & FUT_POLL_WRITABLE) && (size_t)fd < loop->n_io &&
-            (loop->io[fd].mask & FUT_POLL_WRITABLE))
+            (loop->io[fd].mask & FUT_POLL_WRITABLE)) {
             loop->io[fd].write_cb(loop->io[fd].write_arg);
+            ran++;
+        }
     }
+    return ran;
 }

@@ -6,4 +6,5 @@ libfutures_la_SOURCES += \
 	src/loop/loop.c src/loop/loop.h \
 	src/loop/loop_future.c \
 	src/loop/ready.c src/loop/ready.h \
+	src/loop/signal.c \
 	src/loop/timer_heap.c src/loop/timer_heap.h

@@ -139,7 +139,7 @@ static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, bool owned, fu
     fut__slot(&loop->ts_slots, i)->owned = owned;
     loop->inbox[loop->inbox_n++] = i;
     atomic_store(&loop->inbox_count, loop->inbox_n);
-    if (atomic_load(&loop->sleeping))
+    if (atomic_load(&loop->sleeping) || atomic_load(&loop->embedded))
         wake(loop);
     return 0;
 }
@@ -149,7 +149,9 @@ fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg
     fut_handle h = 0;
     int rc = FUT_ESHUTDOWN;
     pthread_mutex_lock(&core->lock);
-    if (core->loop)
+    if (core->loop && fut__loop_inherited(core->loop))
+        rc = FUT_EBROKEN;
+    else if (core->loop)
         rc = inbox_push(core->loop, cb, arg, owned, &h);
     pthread_mutex_unlock(&core->lock);
     if (rc)
@@ -297,8 +299,11 @@ static int poll_io(fut_loop *loop, int timeout)
         atomic_store(&loop->sleeping, true);
         if (atomic_load(&loop->inbox_count) > 0)
             timeout = 0;
-    } else if (loop->n_watched == 0) {
-        return 0;  /* nothing to poll and no time to wait: skip the system call */
+    } else if (loop->n_watched == 0 && !atomic_load_explicit(&loop->embedded,
+                                                              memory_order_relaxed)) {
+        /* nothing to poll and no time to wait: skip the system call (embedded, the poll
+         * also resets the eventfd, which an outer loop watches) */
+        return 0;
     }
     int n = fut__poller_wait(&loop->poller, loop->events, timeout);
     atomic_store(&loop->sleeping, false);
@@ -323,7 +328,7 @@ static void move_due_timers(fut_loop *loop)
     }
 }
 
-static void run_threadsafe(fut_loop *loop, uint32_t i)
+static bool run_threadsafe(fut_loop *loop, uint32_t i)
 {
     pthread_mutex_lock(&loop->core->lock);
     struct fut_slot *s = fut__slot(&loop->ts_slots, i);
@@ -333,36 +338,43 @@ static void run_threadsafe(fut_loop *loop, uint32_t i)
     pthread_mutex_unlock(&loop->core->lock);
     if (cb)
         cb(arg);
+    return cb != NULL;
 }
 
-/* The slot is freed before the call: cancelling the handle from inside says ENOENT. */
-static void run_entry(fut_loop *loop, uint32_t entry)
+/* The slot is freed before the call: cancelling the handle from inside says ENOENT.
+ * Returns whether a callback ran (a cancelled one does not). */
+static bool run_entry(fut_loop *loop, uint32_t entry)
 {
-    if (entry & FUT_READY_TS) {
-        run_threadsafe(loop, entry & ~FUT_READY_TS);
-        return;
-    }
+    if (entry & FUT_READY_TS)
+        return run_threadsafe(loop, entry & ~FUT_READY_TS);
     struct fut_slot *s = fut__slot(&loop->slots, entry);
     fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
     void *arg = s->arg;
     fut__slots_free(&loop->slots, entry);
     if (cb)
         cb(arg);
+    return cb != NULL;
 }
 
-static void run_once(fut_loop *loop)
+/* One iteration, polling at most max_ms (-1: no cap); returns the callbacks it ran. */
+static int run_once(fut_loop *loop, int max_ms)
 {
     drain_inbox(loop);
-    int n_events = poll_io(loop, poll_timeout_ms(loop));
+    int timeout = poll_timeout_ms(loop);
+    if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
+        timeout = max_ms;
+    int n_events = poll_io(loop, timeout);
     drain_inbox(loop);
     size_t ready_before = loop->ready.n;
     move_due_timers(loop);
     size_t due = loop->ready.n - ready_before;
+    int ran = 0;
     while (ready_before--)
-        run_entry(loop, fut__ready_pop(&loop->ready));
-    fut__loop_run_io_events(loop, n_events);
+        ran += run_entry(loop, fut__ready_pop(&loop->ready));
+    ran += fut__loop_run_io_events(loop, n_events);
     while (due--)
-        run_entry(loop, fut__ready_pop(&loop->ready));
+        ran += run_entry(loop, fut__ready_pop(&loop->ready));
+    return ran;
 }
 
 /* ---- running ------------------------------------------------------------------------ */
@@ -388,7 +400,7 @@ static void end_run(fut_loop *loop)
 static void run_until_stopped(fut_loop *loop)
 {
     do
-        run_once(loop);
+        run_once(loop, -1);
     while (!atomic_load_explicit(&loop->stopping, memory_order_relaxed));
 }
 
@@ -396,6 +408,8 @@ int fut_loop_run_forever(fut_loop *loop)
 {
     if (!loop)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if (!begin_run(loop))
         return FUT_ESTATE;
     run_until_stopped(loop);
@@ -407,6 +421,8 @@ int fut_loop_run_until_complete(fut_loop *loop, fut_future *f)
 {
     if (!loop || !f)
         return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
     if (!begin_run(loop))
         return FUT_ESTATE;
     int rc;
@@ -444,6 +460,49 @@ bool fut_loop_is_running(fut_loop *loop)
 double fut_loop_time(fut_loop *loop)
 {
     return loop ? fut__now() : -1;
+}
+
+/* ---- embedding: an outer loop drives this one (libuv's backend fd and timeout) ------- */
+
+int fut_loop_fd(fut_loop *loop)
+{
+    if (!loop)
+        return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
+    /* from now on a post writes the eventfd even while we do not sleep in epoll */
+    atomic_store(&loop->embedded, true);
+    return loop->poller.epfd;
+}
+
+double fut_loop_timeout(fut_loop *loop)
+{
+    if (!loop)
+        return 0;
+    if (loop->ready.n || atomic_load(&loop->inbox_count) > 0)
+        return 0;
+    drop_cancelled_timers(loop);
+    const struct fut_timer *t = fut__timer_heap_top(&loop->timers);
+    if (!t)
+        return -1;
+    double delay = t->when - fut__now();
+    return delay > 0 ? delay : 0;
+}
+
+int fut_loop_run_once(fut_loop *loop, double timeout)
+{
+    if (!loop || isnan(timeout))
+        return FUT_EINVAL;
+    if (fut__loop_inherited(loop))
+        return FUT_EBROKEN;
+    if (!begin_run(loop))
+        return FUT_ESTATE;
+    int max_ms = -1;
+    if (timeout >= 0)  /* rounded up, as poll_timeout_ms: 1 us waits 1 ms, not 0 */
+        max_ms = timeout * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(timeout * 1e3);
+    int ran = run_once(loop, max_ms);
+    end_run(loop);
+    return ran;
 }
 
 bool fut__loop_core_is_current(const struct fut_loop_core *core)
@@ -503,6 +562,7 @@ fut_loop *fut_loop_new(void)
         return NULL;
     }
     loop->poller.epfd = loop->wake_fd = -1;
+    loop->fork_generation = fut__fork_generation();
     static atomic_uint next_loop_id;
     uint32_t loop_id = atomic_fetch_add(&next_loop_id, 1) % (FUT_LOOP_ID_LIMIT - 1) + 1;
     fut__slots_init(&loop->slots, 0, loop_id);
@@ -591,7 +651,14 @@ static void quarantine_loop(fut_loop *loop)
 
 void fut_loop_free(fut_loop *loop)
 {
-    if (!loop || atomic_load(&loop->running))
+    if (!loop)
+        return;
+    if (fut__loop_inherited(loop)) {
+        /* a forked child: whoever ran it or held its lock stayed in the parent */
+        pthread_mutex_init(&loop->core->lock, NULL);
+        atomic_store(&loop->running, false);
+    }
+    if (atomic_load(&loop->running))
         return;  /* freeing a running loop would pull it from under its own thread */
     atomic_store(&loop->freed, true);
     while (atomic_load(&loop->ts_in_flight) > 0)
@@ -600,6 +667,7 @@ void fut_loop_free(fut_loop *loop)
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
     pthread_mutex_unlock(&loop->core->lock);
     fut__loop_free_executor(loop);
+    fut__loop_signals_free(loop);
     drop_pending(loop);
     close_fds(loop);
     fut__slots_destroy(&loop->slots);

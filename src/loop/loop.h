@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include "core/fork.h"
 #include "core/future.h"
 #include "core/poller.h"
 #include "loop/handle.h"
@@ -75,6 +76,12 @@ struct fut_loop {
     fut_future *until;                 /* run_until_complete's future, or NULL */
     fut_executor *default_executor;    /* fut_loop_set_default_executor's; not ours */
     fut_executor *own_executor;        /* created on first use, freed with the loop */
+
+    /* Embedding (fut_loop_fd): an outer loop polls our epoll fd instead of us sleeping in
+     * it, so posters must write the eventfd whether we sleep or not. */
+    atomic_bool embedded;
+    unsigned fork_generation;          /* made in (core/fork.h): inherited loops never run */
+    struct fut_loop_signals *signals;  /* signal.c; NULL until a handler is added */
 };
 
 /* loop.c */
@@ -90,8 +97,18 @@ fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback
 bool fut__loop_core_is_current(const struct fut_loop_core *core);
 void fut__loop_core_release(struct fut_loop_core *core);
 
-/* io.c: runs the fd callbacks of the n events of the last poll */
-void fut__loop_run_io_events(fut_loop *loop, int n);
+/* A loop inherited through fork(): its epoll set is shared with the parent, so it must
+ * neither wait in it (stealing the parent's events) nor change it. */
+static inline bool fut__loop_inherited(const fut_loop *loop)
+{
+    return fut__inherited(loop->fork_generation);
+}
+
+/* io.c: runs the fd callbacks of the n events of the last poll; returns how many ran */
+int fut__loop_run_io_events(fut_loop *loop, int n);
+
+/* signal.c: removes the loop's signal handlers (restoring dispositions), frees their state */
+void fut__loop_signals_free(fut_loop *loop);
 
 /* loop_future.c */
 void fut__loop_dispatch(void *core, fut_future *f, struct fut_list callbacks);

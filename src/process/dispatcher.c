@@ -246,10 +246,23 @@ static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events
     return p.n;
 }
 
+/* Workers alive (a fork server is no worker) and, of them, those holding no task. */
+static void publish_stats(struct process_pool *pool, bool exiting)
+{
+    size_t workers = 0, idle = 0;
+    for (const struct pool_worker *w = exiting ? NULL : pool->workers; w; w = w->next) {
+        workers++;
+        idle += w->ready && w->n_slots == 0 && !w->doomed;
+    }
+    atomic_store_explicit(&pool->stat_workers, workers, memory_order_relaxed);
+    atomic_store_explicit(&pool->stat_idle, idle, memory_order_relaxed);
+}
+
 void *fut__dispatcher_main(void *arg)
 {
     struct process_pool *pool = arg;
     struct fut_poll_event events[FUT_DISPATCHER_EVENTS];
+    pthread_setname_np(pthread_self(), FUT_DISPATCHER_NAME);
     for (;;) {
         if (pool->fs_failed)
             fut__fork_client_lost(pool);
@@ -260,6 +273,7 @@ void *fut__dispatcher_main(void *arg)
         bool again;
         if (finished(pool, &again))
             break;
+        publish_stats(pool, false);
         int timeout = again ? 0 : next_timeout_ms(pool);
         int n = timeout != 0 && activity_expected(pool) ? poll_briefly(pool, events) : 0;
         if (n <= 0)
@@ -270,6 +284,7 @@ void *fut__dispatcher_main(void *arg)
         if (n > 0)
             dispatch_events(pool, events, n);
     }
+    publish_stats(pool, true);
     /* everything is reported exited: the fork server may go. shutdown(), not just close():
      * copies of our end forked since (another pool's fork server, the application's own
      * children) would keep the socket open and the server waiting for end of file. */

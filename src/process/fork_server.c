@@ -12,6 +12,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -242,6 +243,7 @@ pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker
         return pid < 0 ? -errno : pid;
     }
     close(parent_sock);
+    prctl(PR_SET_NAME, FUT_FORK_SERVER_NAME);  /* ps, top, /proc/PID/comm */
     /* the parent's buffered output is the parent's to write, never this copy's (some
      * runtimes flush stdio even on _exit) */
     __fpurge(stdout);

@@ -53,4 +53,8 @@ int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int *fd);
 /* Parent side: send one request without blocking: 0 or -errno. */
 int fut__fork_server_send(int sock, int type, pid_t pid);
 
+/* The process's name (prctl PR_SET_NAME, 15 bytes at most) for ps, top and
+ * /proc/PID/comm; documented in fut_process_pool_new(3). */
+#define FUT_FORK_SERVER_NAME "fut-forksrv"
+
 #endif

@@ -159,6 +159,13 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     return 0;
 }
 
+static void process_pool_stats(const fut_executor *ex, size_t *workers, size_t *idle)
+{
+    struct process_pool *pool = (struct process_pool *)ex;
+    *workers = atomic_load_explicit(&pool->stat_workers, memory_order_relaxed);
+    *idle = atomic_load_explicit(&pool->stat_idle, memory_order_relaxed);
+}
+
 static void process_pool_destroy(fut_executor *ex)
 {
     struct process_pool *pool = (struct process_pool *)ex;
@@ -172,10 +179,43 @@ static void process_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
+/*
+ * In a forked child: our copies of the descriptors are closed and the memory freed, and
+ * nothing else is done: no epoll_ctl (the epoll set is the parent's too), no shutdown()
+ * of a socket (that would end the parent's connection), no kill or waitpid (the fork
+ * server and the workers are the parent's children), no lock (a vanished thread may hold
+ * it). Futures the pool held lose its reference; they stay pending (waits on them fail
+ * with FUT_EBROKEN).
+ */
+static void process_pool_forget(fut_executor *ex)
+{
+    struct process_pool *pool = (struct process_pool *)ex;
+    struct fut_list_node *node, *next;
+    fut_list_for_each_safe(node, next, &pool->queue)
+        fut_future_unref(fut__task_of(node));
+    for (struct pool_worker *w = pool->workers, *wnext; w; w = wnext) {
+        wnext = w->next;
+        for (int i = 0; i < w->n_slots; i++)
+            fut_future_unref(w->slots[i]);
+        if (w->fd >= 0)
+            close(w->fd);
+        free(w);
+    }
+    fut__poller_close(&pool->poller);
+    if (pool->wakefd >= 0)
+        close(pool->wakefd);
+    if (pool->fs_sock >= 0)
+        close(pool->fs_sock);
+    free(pool->broken_message);
+    free(pool);
+}
+
 static const struct fut_executor_ops process_pool_ops = {
     .submit = process_pool_submit,
     .shutdown = process_pool_shutdown,
     .destroy = process_pool_destroy,
+    .stats = process_pool_stats,
+    .forget = process_pool_forget,
     /* A chunk costs one round trip (two messages each way, a few microseconds); items are
      * often far cheaper. Eight chunks per worker keep the workers balanced when items
      * differ in cost, and 4096 items bound a chunk's reply. */
@@ -240,8 +280,8 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
         errno = ENOMEM;
         return NULL;
     }
-    pool->base.ops = &process_pool_ops;
-    pool->base.max_workers = opts && opts->max_workers ? opts->max_workers : fut__cpu_count();
+    fut__executor_init(&pool->base, &process_pool_ops,
+                       opts && opts->max_workers ? opts->max_workers : fut__cpu_count());
     pool->poller.epfd = pool->wakefd = pool->fs_sock = -1;
     if (opts) {
         pool->config.initializer = opts->initializer;

@@ -109,6 +109,9 @@ struct process_pool {
     char *broken_message;
     _Atomic uint64_t *claims;      /* the workers' claim words, MAP_SHARED (worker.h) */
     size_t n_claims;
+
+    /* fut_executor_get_stats: the dispatcher's counts, published before each wait */
+    atomic_size_t stat_workers, stat_idle;
 };
 
 /* pool.c: the queue, under pool->lock unless said otherwise */
@@ -142,6 +145,9 @@ void fut__fork_client_lost(struct process_pool *pool);
 
 /* The most workers a process pool accepts (each is a process and a socket). */
 #define FUT_PROCESS_POOL_MAX_WORKERS 65536
+/* The dispatcher thread's name (see fut_process_pool_new(3), like the process names of
+ * fork_server.h and worker.h). */
+#define FUT_DISPATCHER_NAME "fut-dispatch"
 
 /* dispatcher.c */
 #define FUT_DISPATCHER_EVENTS 64

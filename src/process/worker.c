@@ -199,6 +199,7 @@ _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config,
 {
     /* second line of defence: the fork server kills its workers when the parent goes away */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_NAME, FUT_WORKER_NAME);  /* before the initializer, which may rename it */
     if (getppid() != fork_server)
         leave(FUT_WORKER_EXIT_OK);
     sigaction(SIGCHLD, &config->sigchld, NULL);

@@ -58,4 +58,8 @@ struct fut__worker_config {
 _Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config, pid_t fork_server,
                                 unsigned serial, unsigned safe, int slot);
 
+/* The process's name (prctl PR_SET_NAME, 15 bytes at most) for ps, top and
+ * /proc/PID/comm; documented in fut_process_pool_new(3). */
+#define FUT_WORKER_NAME "fut-worker"
+
 #endif

@@ -38,6 +38,7 @@ struct thread_pool {
     atomic_bool closing;              /* workers exit once the queue is empty */
     atomic_bool broken;
     atomic_int n_threads;
+    atomic_int alive;                 /* started and not yet returned (for the statistics) */
 
     /* written by submitters */
     _Alignas(CACHE_LINE) _Atomic(struct fut_list_node *) incoming;  /* submitted, newest first */
@@ -265,6 +266,13 @@ static void set_thread_name(struct thread_pool *pool, int index)
 /* The pool whose worker the calling thread is, if any: its tasks cannot wait for it. */
 static _Thread_local struct thread_pool *current_pool;
 
+/* An exiting worker was idle: it leaves both counts (read by thread_pool_stats only). */
+static void worker_exit(struct thread_pool *pool)
+{
+    atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker_start start = *(struct worker_start *)arg;
@@ -274,11 +282,13 @@ static void *worker_main(void *arg)
     set_thread_name(pool, start.index);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         break_pool(pool);
+        worker_exit(pool);
         return NULL;
     }
     fut_future *f;
     while ((f = next_task(pool)))
         run_task(pool, f);
+    worker_exit(pool);
     return NULL;
 }
 
@@ -333,9 +343,11 @@ static int adjust_thread_count(struct thread_pool *pool, size_t coming)
     }
     *start = (struct worker_start){ pool, n };
     atomic_fetch_add(&pool->idle, 1);
+    atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
     int err = pthread_create(&pool->threads[n], NULL, worker_main, start);
     if (err) {
         atomic_fetch_sub(&pool->idle, 1);
+        atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
         free(start);
         rc = -err;
         goto out;
@@ -429,6 +441,33 @@ static void thread_pool_destroy(fut_executor *ex)
     free(pool);
 }
 
+/* In a forked child: the queued futures and the memory go, nothing else is touched (the
+ * workers and whatever locks they held stayed in the parent; core/executor.h). */
+static void thread_pool_forget(fut_executor *ex)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    struct fut_list_node *node = atomic_load(&pool->incoming), *next;
+    for (; node; node = next) {
+        next = node->next;
+        fut_future_unref(fut__task_of(node));
+    }
+    fut_list_for_each_safe(node, next, &pool->queue)
+        fut_future_unref(fut__task_of(node));
+    free(pool->threads);
+    free(pool->joined);
+    free(pool->name_prefix);
+    free(pool);
+}
+
+static void thread_pool_stats(const fut_executor *ex, size_t *workers, size_t *idle)
+{
+    struct thread_pool *pool = (struct thread_pool *)ex;
+    int alive = atomic_load_explicit(&pool->alive, memory_order_relaxed);
+    int idle_now = atomic_load_explicit(&pool->idle, memory_order_relaxed);
+    *workers = alive > 0 ? (size_t)alive : 0;
+    *idle = idle_now > 0 ? (size_t)idle_now : 0;  /* capped at workers by the caller */
+}
+
 static const struct fut_executor_ops thread_pool_ops = {
     .submit = thread_pool_submit,
     .shutdown = thread_pool_shutdown,
@@ -436,6 +475,8 @@ static const struct fut_executor_ops thread_pool_ops = {
     /* a few chunks per worker keeps them balanced; 256 items amortise a task's cost */
     .chunks_per_worker = 4,
     .max_chunksize = 256,
+    .stats = thread_pool_stats,
+    .forget = thread_pool_forget,
 };
 
 fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
@@ -450,9 +491,9 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
         goto fail;
     memset(pool, 0, sizeof *pool);
     int cpus = fut__cpu_count();
-    pool->base.ops = &thread_pool_ops;
-    pool->base.max_workers = opts && opts->max_workers ? opts->max_workers
-                                                       : (cpus + 4 < 32 ? cpus + 4 : 32);
+    fut__executor_init(&pool->base, &thread_pool_ops,
+                       opts && opts->max_workers ? opts->max_workers
+                                                 : (cpus + 4 < 32 ? cpus + 4 : 32));
     if (opts) {
         pool->initializer = opts->initializer;
         pool->initarg = opts->initarg;
