@@ -71,3 +71,11 @@ tests_test_process_pool_SOURCES = tests/test_process_pool.c
 tests_test_process_pool_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_process_pool_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# Coroutine tasks (src/task), and the loop's ordering rules they rely on.
+if HAVE_CHECK
+FUT_CHECK_TESTS += tests/test_task
+tests_test_task_SOURCES = tests/test_task.c tests/testutil.h
+tests_test_task_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_task_LDADD = libfutures.la $(CHECK_LIBS) -lm
+endif

@@ -37,3 +37,10 @@ void fut__task_call(fut_fn fn, void *arg, struct fut_task_outcome *out)
     out->result = result;
     out->result_is_bytes = fut__bytes_claim(result);
 }
+
+struct fut_task_outcome *fut__task_context_swap(struct fut_task_outcome *out)
+{
+    struct fut_task_outcome *previous = current_task;
+    current_task = out;
+    return previous;
+}

@@ -100,7 +100,8 @@ fut_handle fut_loop_call_later(fut_loop *loop, double delay, fut_callback cb, vo
         errno = EINVAL;
         return 0;
     }
-    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, false);
+    /* not clamped: call_later(-2) runs before call_later(-1), as in asyncio */
+    return call_at(loop, fut__now() + delay, cb, arg, false);
 }
 
 fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
@@ -110,7 +111,7 @@ fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
 
 fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback cb, void *arg)
 {
-    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, true);
+    return call_at(loop, fut__now() + delay, cb, arg, true);
 }
 
 /* Wakes the loop out of epoll_wait. Called under core->lock, so the fd is still open. */
@@ -162,6 +163,10 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
         errno = EINVAL;
         return 0;
     }
+    /* From the loop's own thread the callback keeps its place in line with call_soon's
+     * (one FIFO, as in asyncio): the inbox would run it after those queued later. */
+    if (fut__loop_core_is_current(loop->core))
+        return call_soon(loop, cb, arg, false);
     return fut__loop_post(loop->core, cb, arg, false);
 }
 
@@ -434,6 +439,11 @@ double fut_loop_time(fut_loop *loop)
     return loop ? fut__now() : -1;
 }
 
+fut_loop *fut_loop_current(void)
+{
+    return current_loop;
+}
+
 bool fut__loop_core_is_current(const struct fut_loop_core *core)
 {
     return current_loop && current_loop->core == core;
@@ -553,6 +563,8 @@ void fut_loop_free(fut_loop *loop)
 {
     if (!loop || atomic_load(&loop->running))
         return;  /* freeing a running loop would pull it from under its own thread */
+    if (loop->tasks_close)
+        loop->tasks_close(loop);  /* cancels and runs every unfinished task (task/) */
     pthread_mutex_lock(&loop->core->lock);
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
     pthread_mutex_unlock(&loop->core->lock);

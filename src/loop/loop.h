@@ -72,6 +72,12 @@ struct fut_loop {
     fut_future *until;                 /* run_until_complete's future, or NULL */
     fut_executor *default_executor;    /* fut_loop_set_default_executor's; not ours */
     fut_executor *own_executor;        /* created on first use, freed with the loop */
+
+    /* task/: the loop's coroutine tasks, NULL until the first one. fut_loop_free calls
+     * tasks_close first, while the loop still works: it cancels every unfinished task,
+     * runs them to their end and frees what they used. */
+    struct fut_loop_tasks *tasks;
+    void (*tasks_close)(fut_loop *loop);
 };
 
 /* loop.c */
