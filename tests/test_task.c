@@ -787,6 +787,8 @@ static void *canceller_thread(void *arg)
 {
     struct xthread *x = arg;
     tu_counter_wait(&x->awaiting, 1);
+    while (!fut_running(x->pool_future))  /* a running executor task cannot be cancelled */
+        tu_sleep(0.001);
     fut_cancel(x->task);
     return NULL;
 }
