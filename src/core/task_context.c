@@ -5,7 +5,8 @@
 
 #include "core/task_context.h"
 
-static _Thread_local struct fut_task_outcome *current_task;
+/* initial-exec: coroutine tasks switch it on every stack switch (see task/) */
+static _Thread_local struct fut_task_outcome *current_task __attribute__((tls_model("initial-exec")));
 
 void fut_raise(int code, const char *fmt, ...)
 {

@@ -34,7 +34,7 @@
 #define COMPACT_MIN 64                 /* cancelled timers tolerated before compacting */
 
 /* The loop this thread is running, if any: tells the loop thread from the others. */
-static _Thread_local fut_loop *current_loop;
+static _Thread_local fut_loop *current_loop __attribute__((tls_model("initial-exec")));
 
 static void fail_handle(int err, fut_handle *h)
 {
@@ -300,6 +300,8 @@ static int poll_io(fut_loop *loop, int timeout)
 
 static void move_due_timers(fut_loop *loop)
 {
+    if (!fut__timer_heap_top(&loop->timers))
+        return;  /* no clock read: an iteration of ready callbacks (tasks) only */
     double now = fut__now();
     const struct fut_timer *t;
     while ((t = fut__timer_heap_top(&loop->timers)) && t->when <= now) {

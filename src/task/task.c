@@ -47,7 +47,9 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-static _Thread_local struct fut_task *running;
+/* initial-exec: read on every switch, and the default model for a shared library calls
+ * __tls_get_addr each time */
+static _Thread_local struct fut_task *running __attribute__((tls_model("initial-exec")));
 
 struct fut_task *fut__task_here(void)
 {
@@ -242,14 +244,14 @@ int fut__task_suspend(struct fut_task *t)
     return t->wake_rc;
 }
 
-/* Owned ready callback: a queued wake-up (arg: a reference to the task's future). */
+/* Owned ready callback: a queued wake-up. It needs no reference: once a wake-up is
+ * decided (`waking`) nothing else resumes the task, so it stays suspended, and alive,
+ * until this runs. */
 static void wake_queued(void *arg)
 {
-    fut_future *f = arg;
-    struct fut_task *t = fut__coro_of(f);
-    if (t->suspended && t->waking && fut__loop_core_is_current(core_of(t)))
+    struct fut_task *t = arg;
+    if (fut__loop_core_is_current(core_of(t)))
         task_resume(t);
-    fut_future_unref(f);
 }
 
 void fut__task_wake(struct fut_task *t, int rc, bool queued)
@@ -260,10 +262,9 @@ void fut__task_wake(struct fut_task *t, int rc, bool queued)
     t->wake_rc = rc;
     t->awaiting = NULL;
     if (queued) {
-        fut_future_ref(t->future);
-        if (fut__loop_call_soon_owned(t->loop, wake_queued, t->future))
+        if (fut__loop_call_soon_owned(t->loop, wake_queued, t))
             return;
-        fut_future_unref(t->future);  /* out of memory: wake it now, */
+        /* out of memory: wake it now, */
         if (t == running) {           /* or, for a yield, do not suspend at all */
             t->suspended = t->waking = false;
             return;
