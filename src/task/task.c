@@ -64,8 +64,12 @@ static struct fut_loop_core *core_of(const struct fut_task *t)
 
 /* ---- announcing switches to the sanitizers ------------------------------------------ */
 
+/* Always inlined: ThreadSanitizer records function entries and exits on the fiber current
+ * at the time, so a helper that switched fibers would return on the wrong one. */
+#define SAN_INLINE static inline __attribute__((always_inline))
+
 /* The loop's side: about to enter t; *fake receives the caller's fake stack (ASan). */
-static inline void san_enter(struct fut_task *t, void **fake)
+SAN_INLINE void san_enter(struct fut_task *t, void **fake)
 {
 #ifdef FUT_ASAN
     __sanitizer_start_switch_fiber(fake, t->stack->lo, t->stack->size);
@@ -79,7 +83,7 @@ static inline void san_enter(struct fut_task *t, void **fake)
 }
 
 /* The loop's side: back from t. */
-static inline void san_back(void *fake)
+SAN_INLINE void san_back(void *fake)
 {
 #ifdef FUT_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
@@ -89,7 +93,7 @@ static inline void san_back(void *fake)
 }
 
 /* The task's side: just switched in (first entry or resumption). */
-static inline void san_entered(struct fut_task *t)
+SAN_INLINE void san_entered(struct fut_task *t)
 {
 #ifdef FUT_ASAN
     __sanitizer_finish_switch_fiber(t->asan_fake_stack, &t->caller_stack, &t->caller_stack_size);
@@ -99,7 +103,7 @@ static inline void san_entered(struct fut_task *t)
 }
 
 /* The task's side: about to switch back to the caller; `for_good` when it returned. */
-static inline void san_leave(struct fut_task *t, bool for_good)
+SAN_INLINE void san_leave(struct fut_task *t, bool for_good)
 {
 #ifdef FUT_ASAN
     __sanitizer_start_switch_fiber(for_good ? NULL : &t->asan_fake_stack, t->caller_stack,
