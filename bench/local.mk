@@ -43,8 +43,22 @@ bench_bench_process_pool_SOURCES = bench/bench_process_pool.c
 bench_bench_process_pool_LDADD = libfutures.la -lm
 EXTRA_DIST += bench/bench_process_pool.py
 
+# Coroutine tasks: bench_tasks runs its peers itself (a raw ucontext switch inside,
+# bench_fcontext for Boost.Context when configure found it, bench_tasks.py for asyncio).
+BENCH_BINARIES += bench/bench_tasks
+bench_bench_tasks_SOURCES = bench/bench_tasks.c $(BENCH_UTIL_SOURCES)
+bench_bench_tasks_LDADD = libfutures.la -lm
+EXTRA_DIST += bench/bench_tasks.py bench/bench_fcontext.cpp
+BENCH_PEER_TOOLS =
+if HAVE_BOOST_CONTEXT
+BENCH_PEER_TOOLS += bench/bench_fcontext
+endif
+CLEANFILES += bench/bench_fcontext
+bench/bench_fcontext: bench/bench_fcontext.cpp
+	$(AM_V_GEN)$(BENCH_CXX) -O2 -o $@ $(srcdir)/bench/bench_fcontext.cpp -lboost_context
+
 # BENCH_ARGS is passed to every benchmark, e.g. make bench BENCH_ARGS=--quick
-bench: $(BENCH_BINARIES)
+bench: $(BENCH_BINARIES) $(BENCH_PEER_TOOLS)
 	$(AM_V_at)PYTHON='$(PYTHON)' $(SHELL) $(srcdir)/bench/run-benchmarks.sh \
 	    --bindir=bench --srcdir=$(srcdir)/bench $(BENCH_ARGS)
 

@@ -57,6 +57,12 @@ if [ -x "$bindir/bench_loop" ]; then
     echo "running bench_loop ..." >&2
     "$bindir/bench_loop" --asyncio "$srcdir/bench_loop.py" || status=1
 fi
+if [ -x "$bindir/bench_tasks" ]; then
+    echo >&2
+    echo "running bench_tasks ..." >&2
+    "$bindir/bench_tasks" --python="$python" --script="$srcdir/bench_tasks.py" \
+        --fcontext="$bindir/bench_fcontext" || status=1
+fi
 if [ -x "$bindir/bench_process_pool" ] && [ "$python" != ":" ] &&
    command -v "$python" >/dev/null 2>&1; then
     echo >&2

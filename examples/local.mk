@@ -48,3 +48,19 @@ endif
 noinst_PROGRAMS += examples/signal_server
 examples_signal_server_SOURCES = examples/signal_server.c
 examples_signal_server_LDADD = libfutures.la
+
+# Coroutine tasks (src/task): run by tasks_smoke.sh with small arguments, output checked.
+noinst_PROGRAMS += examples/async_main examples/async_gather examples/ping_pong \
+	examples/async_fib examples/echo_server
+examples_async_main_SOURCES = examples/async_main.c
+examples_async_main_LDADD = libfutures.la
+examples_async_gather_SOURCES = examples/async_gather.c
+examples_async_gather_LDADD = libfutures.la
+examples_ping_pong_SOURCES = examples/ping_pong.c
+examples_ping_pong_LDADD = libfutures.la
+examples_async_fib_SOURCES = examples/async_fib.c
+examples_async_fib_LDADD = libfutures.la
+examples_echo_server_SOURCES = examples/echo_server.c
+examples_echo_server_LDADD = libfutures.la
+TESTS += examples/tasks_smoke.sh
+EXTRA_DIST += examples/tasks_smoke.sh

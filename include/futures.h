@@ -156,6 +156,19 @@ FUT_API int fut_loop_remove_reader(fut_loop *loop, int fd);
 FUT_API int fut_loop_add_writer(fut_loop *loop, int fd, fut_callback cb, void *arg);
 FUT_API int fut_loop_remove_writer(fut_loop *loop, int fd);
 
+/* ---- Coroutine tasks (asyncio's async/await) ----------------------------- */
+
+FUT_API fut_future *fut_loop_create_task(fut_loop *loop, fut_fn fn, void *arg);
+FUT_API fut_loop   *fut_loop_current(void);
+FUT_API int         fut_loop_set_task_stack_size(fut_loop *loop, size_t bytes);
+FUT_API int         fut_await(fut_future *f, void **out);
+FUT_API int         fut_await_timeout(fut_future *f, double timeout, void **out);
+FUT_API int         fut_task_yield(void);
+FUT_API fut_future *fut_task_current(void);
+FUT_API int         fut_await_readable(int fd, double timeout);
+FUT_API int         fut_await_writable(int fd, double timeout);
+FUT_API int         fut_run(fut_fn main, void *arg, void **out);
+
 /* ---- Embedding the loop, and signals (0.2.0) ---------------------------- */
 
 FUT_API int    fut_loop_fd(fut_loop *loop);

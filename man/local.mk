@@ -74,3 +74,16 @@ dist_man_MANS += \
 	man/man3/fut_loop_timeout.3 \
 	man/man3/fut_version.3 \
 	man/man3/fut_version_string.3
+
+# Coroutine tasks (src/task)
+dist_man_MANS += \
+	man/man3/fut_loop_create_task.3 \
+	man/man3/fut_loop_current.3 \
+	man/man3/fut_task_current.3 \
+	man/man3/fut_loop_set_task_stack_size.3 \
+	man/man3/fut_await.3 \
+	man/man3/fut_await_timeout.3 \
+	man/man3/fut_task_yield.3 \
+	man/man3/fut_await_readable.3 \
+	man/man3/fut_await_writable.3 \
+	man/man3/fut_run.3

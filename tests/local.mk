@@ -91,3 +91,11 @@ tests_test_fork_SOURCES = tests/test_fork.c tests/testutil.h
 tests_test_fork_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_fork_LDADD = libfutures.la $(CHECK_LIBS)
 endif
+
+# Coroutine tasks (src/task), and the loop's ordering rules they rely on.
+if HAVE_CHECK
+FUT_CHECK_TESTS += tests/test_task
+tests_test_task_SOURCES = tests/test_task.c tests/testutil.h
+tests_test_task_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_task_LDADD = libfutures.la $(CHECK_LIBS) -lm
+endif

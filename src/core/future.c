@@ -162,6 +162,13 @@ bool fut_cancel(fut_future *f)
 {
     if (!f)
         return false;
+    if (f->part_kind == FUT_PART_LOOP && f->part.loop.cancel)
+        return f->part.loop.cancel(f);  /* a coroutine task: a request, see task/task.c */
+    return fut__future_cancel(f);
+}
+
+bool fut__future_cancel(fut_future *f)
+{
     future_lock(f);
     int state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {

@@ -63,6 +63,10 @@ struct fut_loop_part {
      * bytes result both expose): one reference, released when this future is freed. */
     fut_future *source;
     void *state;                   /* a sleep's or a gather's state, freed with the future */
+    /* Optional (coroutine tasks): fut_cancel calls it in place of cancelling and returns
+     * what it returns. Set before the future is shared, never changed; called in any
+     * thread, with no lock held. The hook cancels for real with fut__future_cancel. */
+    bool (*cancel)(fut_future *f);
 };
 
 /* The future cache's links between dead futures (future_cache.c). */
@@ -114,6 +118,9 @@ fut_future *fut__future_alloc(void);
 
 /* A task's outcome, stored by whoever ran it. Take ownership of message and of a bytes result. */
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message);
+
+/* fut_cancel without the loop part's cancel hook: what the hook calls to cancel. */
+bool fut__future_cancel(fut_future *f);
 
 /* Waiters (waiter.c) hook into futures through these, under f->lock. */
 bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link);

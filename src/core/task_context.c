@@ -5,7 +5,8 @@
 
 #include "core/task_context.h"
 
-static _Thread_local struct fut_task_outcome *current_task;
+/* initial-exec: coroutine tasks switch it on every stack switch (see task/) */
+static _Thread_local struct fut_task_outcome *current_task __attribute__((tls_model("initial-exec")));
 
 void fut_raise(int code, const char *fmt, ...)
 {
@@ -36,4 +37,11 @@ void fut__task_call(fut_fn fn, void *arg, struct fut_task_outcome *out)
         return;
     out->result = result;
     out->result_is_bytes = fut__bytes_claim(result);
+}
+
+struct fut_task_outcome *fut__task_context_swap(struct fut_task_outcome *out)
+{
+    struct fut_task_outcome *previous = current_task;
+    current_task = out;
+    return previous;
 }

@@ -17,6 +17,10 @@ struct fut_task_outcome {
 /* Run fn(arg) with fut_raise armed; fills out. */
 void fut__task_call(fut_fn fn, void *arg, struct fut_task_outcome *out);
 
+/* Makes `out` the outcome fut_raise writes to in this thread (NULL: none) and returns
+ * the previous one: coroutine tasks (task/) switch it with their stacks. */
+struct fut_task_outcome *fut__task_context_swap(struct fut_task_outcome *out);
+
 /* bytes.c: if p is a live fut_bytes buffer nobody owns yet, take it (true). */
 bool fut__bytes_claim(void *p);
 

@@ -35,7 +35,7 @@
 #define COMPACT_MIN 64                 /* cancelled timers tolerated before compacting */
 
 /* The loop this thread is running, if any: tells the loop thread from the others. */
-static _Thread_local fut_loop *current_loop;
+static _Thread_local fut_loop *current_loop __attribute__((tls_model("initial-exec")));
 
 static void fail_handle(int err, fut_handle *h)
 {
@@ -101,7 +101,8 @@ fut_handle fut_loop_call_later(fut_loop *loop, double delay, fut_callback cb, vo
         errno = EINVAL;
         return 0;
     }
-    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, false);
+    /* not clamped: call_later(-2) runs before call_later(-1), as in asyncio */
+    return call_at(loop, fut__now() + delay, cb, arg, false);
 }
 
 fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
@@ -111,7 +112,7 @@ fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
 
 fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback cb, void *arg)
 {
-    return call_at(loop, fut__now() + (delay > 0 ? delay : 0), cb, arg, true);
+    return call_at(loop, fut__now() + delay, cb, arg, true);
 }
 
 /* Wakes the loop out of epoll_wait. Called under core->lock, so the fd is still open. */
@@ -169,6 +170,10 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
         errno = EINVAL;
         return 0;
     }
+    /* From the loop's own thread the callback keeps its place in line with call_soon's
+     * (one FIFO, as in asyncio): the inbox would run it after those queued later. */
+    if (fut__loop_core_is_current(loop->core))
+        return call_soon(loop, cb, arg, false);
     atomic_fetch_add(&loop->ts_in_flight, 1);
     fut_handle h = 0;
     if (atomic_load(&loop->freed))
@@ -312,6 +317,8 @@ static int poll_io(fut_loop *loop, int timeout)
 
 static void move_due_timers(fut_loop *loop)
 {
+    if (!fut__timer_heap_top(&loop->timers))
+        return;  /* no clock read: an iteration of ready callbacks (tasks) only */
     double now = fut__now();
     const struct fut_timer *t;
     while ((t = fut__timer_heap_top(&loop->timers)) && t->when <= now) {
@@ -505,6 +512,11 @@ int fut_loop_run_once(fut_loop *loop, double timeout)
     return ran;
 }
 
+fut_loop *fut_loop_current(void)
+{
+    return current_loop;
+}
+
 bool fut__loop_core_is_current(const struct fut_loop_core *core)
 {
     return current_loop && current_loop->core == core;
@@ -660,6 +672,8 @@ void fut_loop_free(fut_loop *loop)
     }
     if (atomic_load(&loop->running))
         return;  /* freeing a running loop would pull it from under its own thread */
+    if (loop->tasks_close && !fut__loop_inherited(loop))
+        loop->tasks_close(loop);  /* cancels and runs every unfinished task (task/) */
     atomic_store(&loop->freed, true);
     while (atomic_load(&loop->ts_in_flight) > 0)
         sched_yield();  /* a call that saw `freed` clear: it posts (or fails) in moments */

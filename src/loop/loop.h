@@ -82,6 +82,11 @@ struct fut_loop {
     atomic_bool embedded;
     unsigned fork_generation;          /* made in (core/fork.h): inherited loops never run */
     struct fut_loop_signals *signals;  /* signal.c; NULL until a handler is added */
+    /* task/: the loop's coroutine tasks, NULL until the first one. fut_loop_free calls
+     * tasks_close first, while the loop still works: it cancels every unfinished task,
+     * runs them to their end and frees what they used. */
+    struct fut_loop_tasks *tasks;
+    void (*tasks_close)(fut_loop *loop);
 };
 
 /* loop.c */
