@@ -69,15 +69,16 @@ fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t
         return NULL;
     f->part_kind = FUT_PART_TASK;
     if (len) {
-        struct fut_task_part *task = &f->part.task;
-        if (!(task->arg = malloc(len))) {
+        char *copy = len < SIZE_MAX - FUT_ARG_COPY_HEADER ? malloc(FUT_ARG_COPY_HEADER + len) : NULL;
+        if (!copy) {
             fut_future_unref(f);
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(task->arg, arg, len);
-        task->arg_len = len;
-        task->arg_copied = true;
+        memcpy(copy, &len, sizeof len);
+        memcpy(copy + FUT_ARG_COPY_HEADER, arg, len);
+        f->part.task.arg = copy + FUT_ARG_COPY_HEADER;
+        fut__future_set_flag(f, FUT_FLAG_ARG_COPIED);
     }
     return submit(ex, fn, f);
 }

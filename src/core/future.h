@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "core/list.h"
 #include "futures.h"
@@ -40,16 +41,17 @@ struct fut_callback_dispatcher {
     void *context;
 };
 
+/* A fut_submit_copy copy: FUT_ARG_COPY_HEADER bytes (its length, a size_t) in front of
+ * the bytes the task sees, which keep malloc's alignment. */
+#define FUT_ARG_COPY_HEADER 16
+
 /* What an executor keeps in a future it queues: the future is the queue node, so a
- * submit allocates nothing else. */
+ * submit allocates nothing else. A fut_submit_copy argument is a private copy, freed with
+ * the future; its length sits in front of it (fut__task_arg_len). */
 struct fut_task_part {
     struct fut_list_node node;     /* the executor's queue */
     fut_fn fn;
-    void *arg;                     /* the value, or the private copy when arg_copied */
-    size_t arg_len;                /* bytes of the copy */
-    bool arg_copied;               /* fut_submit_copy: arg is ours, freed with the future */
-    bool requeued;                 /* process pools: handed to a worker that died before
-                                    * starting it, so RUNNING already: goes to the next one */
+    void *arg;                     /* the value, or the private copy (FUT_FLAG_ARG_COPIED) */
 };
 
 /* What the event loop keeps in its futures. */
@@ -58,13 +60,13 @@ struct fut_loop_part {
      * bytes result both expose): one reference, released when this future is freed. */
     fut_future *source;
     void *state;                   /* a sleep's or a gather's state, freed with the future */
+    /* where its done callbacks run: the loop (see struct fut_callback_dispatcher) */
+    const struct fut_callback_dispatcher *dispatcher;
 };
 
-/* The future cache's links between dead futures (future_cache.c). */
+/* The allocator's link between free futures (future_cache.c). */
 struct fut_cache_part {
-    fut_future *next;              /* the next future of the chain */
-    fut_future *next_chain;        /* chain heads: the next chain of the depot */
-    size_t length;                 /* chain heads: futures in this chain */
+    fut_future *next;
 };
 
 enum fut_part_kind {
@@ -73,22 +75,41 @@ enum fut_part_kind {
     FUT_PART_LOOP,                 /* a loop future */
 };
 
+/* Bits of fut_future.flags. Each is set once, by an atomic or, so that bits set by
+ * different threads (a process pool's dispatcher, a completing thread) never race. */
+enum {
+    FUT_FLAG_CANCEL_NOTIFIED = 1,  /* set_running_or_notify_cancel saw the cancel */
+    FUT_FLAG_RESULT_IS_BYTES = 2,  /* result is a fut_bytes buffer the future owns */
+    FUT_FLAG_ARG_COPIED = 4,       /* task part: arg is our copy (fut_submit_copy) */
+    FUT_FLAG_REQUEUED = 8,         /* task part, process pools: handed to a worker that died
+                                    * before starting it, so RUNNING already: goes to the
+                                    * next one */
+};
+
+/*
+ * 64 bytes, one cache line, carved from slabs without an allocator header (see
+ * future_cache.c): a batch of a million futures is 64 MB of memory touched for the first
+ * time, which costs more than the tasks. What only some futures need lives out of line:
+ * an exception's message shares the result's word, done callbacks are one pointer to a
+ * stack of nodes, a loop future's dispatcher lives in its loop part.
+ */
 struct fut_future {
     /* the core: state, outcome, callbacks, waiters */
     atomic_uint refs;
-    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
-     * without it (atomic load). */
-    _Atomic int state;
     atomic_int lock;               /* see future.c: a 4-byte lock, not a pthread_mutex_t */
     int exception;                 /* 0: none */
+    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
+     * without it (atomic load). */
+    _Atomic uint8_t state;
     uint8_t part_kind;             /* enum fut_part_kind: which member of `part` is live */
-    bool cancel_notified;          /* set_running_or_notify_cancel saw the cancel */
-    bool result_is_bytes;          /* result is a fut_bytes buffer the future owns */
-    void *result;
-    char *message;
-    struct fut_list callbacks;     /* of struct fut_callback_node */
+    _Atomic uint8_t flags;         /* FUT_FLAG_* */
+    union {
+        void *result;              /* exception == 0 */
+        char *message;             /* exception != 0: the message, or NULL */
+    };
+    /* of struct fut_callback_node, newest first (complete_locked restores their order) */
+    struct fut_list_node *callbacks;
     struct fut_waiter_link *waiters;
-    const struct fut_callback_dispatcher *dispatcher;
 
     /* what its user keeps in it */
     union {
@@ -97,6 +118,25 @@ struct fut_future {
         struct fut_cache_part cache;
     } part;
 };
+
+static inline bool fut__future_flag(const fut_future *f, unsigned flag)
+{
+    return atomic_load_explicit(&((fut_future *)f)->flags, memory_order_relaxed) & flag;
+}
+
+static inline void fut__future_set_flag(fut_future *f, unsigned flag)
+{
+    atomic_fetch_or_explicit(&f->flags, (uint8_t)flag, memory_order_relaxed);
+}
+
+/* The length of a task's private argument copy; 0 when its arg is a plain value. */
+size_t fut__task_arg_len(const fut_future *f);
+
+/* The loop's dispatcher of a loop future; NULL for any other (callbacks run inline). */
+static inline const struct fut_callback_dispatcher *fut__future_dispatcher(const fut_future *f)
+{
+    return f->part_kind == FUT_PART_LOOP ? f->part.loop.dispatcher : NULL;
+}
 
 /* The future whose task part is `node` (an executor's queue entry). */
 static inline fut_future *fut__task_of(struct fut_list_node *node)
