@@ -7,8 +7,8 @@
  * its futures' size. malloc adds a 16-byte header to each 64-byte future and, once the
  * batch is freed, keeps its pages (the heap's top is trimmed, its middle is not).
  *
- * A slab is SLAB_SIZE bytes mapped on its own and aligned to its size, so a future finds
- * its slab by masking its address. Slot 0 is the slab's header; the others are futures,
+ * A slab is SLAB_SIZE bytes aligned to its size, so a future finds its slab by masking its
+ * address; slabs are cut from larger arenas (see slab_map_locked). Slot 0 is the slab's header; the others are futures,
  * with no header of their own. A slab counts the slots it has handed out (`used`, which
  * includes those sitting in a thread's cache); when the count drops to 0 the slab is
  * empty, kept for the next batch (at most EMPTY_MAX of them) and unmapped by
@@ -59,6 +59,7 @@
 #endif
 
 #define SLAB_SIZE ((size_t)256 * 1024)
+#define ARENA_SIZE ((size_t)2 * 1024 * 1024)   /* slabs are cut from arenas: a huge page */
 #define SLOT_SIZE sizeof(fut_future)
 #define SLAB_SLOTS ((unsigned)(SLAB_SIZE / SLOT_SIZE))
 #define CHAIN 256
@@ -99,6 +100,8 @@ static struct slab *partial;
 static struct slab *empty;
 static unsigned n_empty;
 static long long last_refill;          /* CLOCK_MONOTONIC_COARSE milliseconds */
+static char *arena_next, *arena_end;   /* the slabs not yet cut from the last arena */
+static unsigned n_arenas;
 
 static atomic_int use_malloc = -1;     /* -1: not decided yet */
 
@@ -122,19 +125,45 @@ static fut_future *slot(struct slab *s, unsigned i)
     return (fut_future *)((char *)s + (size_t)i * SLOT_SIZE);
 }
 
-static struct slab *slab_map(void)
+/* ARENA_SIZE bytes aligned to their size: twice that is mapped, the ends go back. */
+static char *arena_map(void)
 {
-    /* twice the size, then the unaligned ends go back */
-    char *p = mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+    char *p = mmap(NULL, 2 * ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    char *start = (char *)(((uintptr_t)p + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
+    char *start = (char *)(((uintptr_t)p + ARENA_SIZE - 1) & ~(uintptr_t)(ARENA_SIZE - 1));
     if (start > p)
         munmap(p, (size_t)(start - p));
-    if (start + SLAB_SIZE < p + 2 * SLAB_SIZE)
-        munmap(start + SLAB_SIZE, (size_t)(p + 2 * SLAB_SIZE - (start + SLAB_SIZE)));
-    return (struct slab *)start;
+    if (start + ARENA_SIZE < p + 2 * ARENA_SIZE)
+        munmap(start + ARENA_SIZE, (size_t)(p + 2 * ARENA_SIZE - (start + ARENA_SIZE)));
+    return start;
+}
+
+/*
+ * A new slab, from the arena being cut. Arenas after the first ask for transparent huge
+ * pages: on a virtual machine, memory touched for the first time costs a fault in the
+ * host too, and one 2 MiB fault costs far less than 512 small ones (the first arena is
+ * left alone, so that a program with few futures keeps a small footprint). Each slab
+ * goes back on its own (munmap splits a huge page).
+ */
+static struct slab *slab_map_locked(void)
+{
+    if (arena_next == arena_end) {
+        if (!(arena_next = arena_map())) {
+            arena_end = NULL;
+            return NULL;
+        }
+        arena_end = arena_next + ARENA_SIZE;
+#ifdef MADV_HUGEPAGE
+        if (n_arenas > 0)
+            madvise(arena_next, ARENA_SIZE, MADV_HUGEPAGE);  /* advice: failure is fine */
+#endif
+        n_arenas++;
+    }
+    struct slab *s = (struct slab *)arena_next;
+    arena_next += SLAB_SIZE;
+    return s;
 }
 
 static void list_push(struct slab **list, struct slab *s, enum slab_list which)
@@ -177,7 +206,7 @@ static struct slab *slab_with_room_locked(void)
     if (s) {
         list_remove(s);
     } else {
-        if (!(s = slab_map()))
+        if (!(s = slab_map_locked()))
             return NULL;
         s->carved = 1;  /* slot 0 is the header */
     }
