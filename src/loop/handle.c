@@ -53,7 +53,7 @@ static uint32_t take_slot(struct fut_slot_table *t)
 }
 
 uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
-                          enum fut_slot_state state, fut_handle *h)
+                          enum fut_slot_state state, bool owned, fut_handle *h)
 {
     uint32_t i = take_slot(t);
     if (i == FUT_SLOT_NONE)
@@ -62,7 +62,7 @@ uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
     s->cb = cb;
     s->arg = arg;
     s->state = (uint8_t)state;
-    s->owned = false;
+    s->owned = owned;
     *h = t->tag | (uint64_t)s->gen << 32 | i;
     return i;
 }
@@ -71,8 +71,6 @@ void fut__slots_free(struct fut_slot_table *t, uint32_t index)
 {
     struct fut_slot *s = fut__slot(t, index);
     s->state = FUT_SLOT_FREE;
-    s->cb = NULL;
-    s->arg = NULL;
     s->next_free = t->free_head;
     t->free_head = index;
 }
