@@ -206,6 +206,13 @@ double bench_rss_bytes(void)
     return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : -1;
 }
 
+double bench_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 double bench_minor_faults(void)
 {
     struct rusage usage;
