@@ -11,8 +11,9 @@
  * address; slabs are cut from larger arenas (see slab_map_locked). Slot 0 is the slab's header; the others are futures,
  * with no header of their own. A slab counts the slots it has handed out (`used`, which
  * includes those sitting in a thread's cache); when the count drops to 0 the slab is
- * empty, kept for the next batch (at most EMPTY_MAX of them) and unmapped by
- * fut__future_cache_trim, which executors call when they are freed or go idle.
+ * empty, kept for the next batch (at most EMPTY_MAX of them: a warm batch touches no new
+ * memory) and unmapped by fut__future_cache_trim, which executors call when they are
+ * freed or go idle.
  *
  * A thread takes and returns futures CHAIN at a time, so the heap lock is taken once per
  * CHAIN allocations (Bonwick's magazines): its cache holds a chain of freed futures, a
@@ -33,7 +34,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <time.h>
 
 #include "core/future_cache.h"
 
@@ -65,7 +65,6 @@
 #define CHAIN 256
 #define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1M futures */
 #define EMPTY_KEEP 4         /* kept through a trim: 1 MB */
-#define IDLE_MS 500          /* no refill for this long: slabs that empty are unmapped */
 
 enum slab_list { ON_NO_LIST, ON_PARTIAL, ON_EMPTY };
 
@@ -99,19 +98,12 @@ static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab *partial;
 static struct slab *empty;
 static unsigned n_empty;
-static long long last_refill;          /* CLOCK_MONOTONIC_COARSE milliseconds */
+static unsigned n_live;                /* slabs with a slot out */
 static char *arena_next, *arena_end;   /* the slabs not yet cut from the last arena */
 static unsigned n_arenas;
 
 static atomic_int use_malloc = -1;     /* -1: not decided yet */
 
-/* A clock read costs no system call and is good to a few milliseconds. */
-static long long coarse_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* ---- slabs --------------------------------------------------------------------------- */
 
@@ -210,17 +202,14 @@ static struct slab *slab_with_room_locked(void)
             return NULL;
         s->carved = 1;  /* slot 0 is the header */
     }
+    n_live++;
     list_push(&partial, s, ON_PARTIAL);
     return s;
 }
 
-/*
- * f's slot is free again. Returns the slab if it became empty and is to be unmapped: an
- * empty slab is kept for the next batch, unless EMPTY_MAX are kept already or no batch
- * came for IDLE_MS (then the idle trim may have come and gone: see
- * fut__future_cache_trim). *now is read once per call of give_back, when first needed.
- */
-static struct slab *give_back_locked(fut_future *f, long long *now)
+/* f's slot is free again. Returns the slab if it became empty and is to be unmapped: an
+ * empty slab is kept for the next batch, unless EMPTY_MAX are kept already. */
+static struct slab *give_back_locked(fut_future *f)
 {
     struct slab *s = slab_of(f);
     f->part.cache.next = s->free;
@@ -232,11 +221,10 @@ static struct slab *give_back_locked(fut_future *f, long long *now)
     }
     /* empty: its slots are carved afresh, in address order */
     list_remove(s);
+    n_live--;
     s->free = NULL;
     s->carved = 1;
-    if (n_empty >= EMPTY_KEEP && !*now)
-        *now = coarse_ms();
-    if (n_empty >= EMPTY_MAX || (n_empty >= EMPTY_KEEP && *now - last_refill >= IDLE_MS))
+    if (n_empty >= EMPTY_MAX)
         return s;
     list_push(&empty, s, ON_EMPTY);
     n_empty++;
@@ -247,18 +235,17 @@ static struct slab *give_back_locked(fut_future *f, long long *now)
 static void give_back(fut_future *chain, char *carve, unsigned n_carved)
 {
     struct slab *unmap = NULL;
-    long long now = 0;
     pthread_mutex_lock(&heap_lock);
     for (fut_future *f = chain, *next; f; f = next) {
         next = f->part.cache.next;
-        struct slab *s = give_back_locked(f, &now);
+        struct slab *s = give_back_locked(f);
         if (s) {
             s->next = unmap;
             unmap = s;
         }
     }
     for (unsigned i = 0; i < n_carved; i++) {
-        struct slab *s = give_back_locked((fut_future *)(carve + (size_t)i * SLOT_SIZE), &now);
+        struct slab *s = give_back_locked((fut_future *)(carve + (size_t)i * SLOT_SIZE));
         if (s) {
             s->next = unmap;
             unmap = s;
@@ -276,9 +263,7 @@ static void give_back(fut_future *chain, char *carve, unsigned n_carved)
  * some, else a run of untouched ones. False when no memory is left. */
 static bool refill(void)
 {
-    long long now = coarse_ms();
     pthread_mutex_lock(&heap_lock);
-    last_refill = now;
     struct slab *s = slab_with_room_locked();
     if (!s) {
         pthread_mutex_unlock(&heap_lock);
@@ -393,7 +378,7 @@ void fut__future_cache_put(fut_future *f)
         give_back(old, NULL, 0);
 }
 
-void fut__future_cache_trim(void)
+bool fut__future_cache_trim(void)
 {
     struct slab *unmap = NULL;
     pthread_mutex_lock(&heap_lock);
@@ -403,6 +388,7 @@ void fut__future_cache_trim(void)
         s->next = unmap;
         unmap = s;
     }
+    bool live = n_live > 0;
     pthread_mutex_unlock(&heap_lock);
     while (unmap) {
         struct slab *next = unmap->next;
@@ -414,4 +400,5 @@ void fut__future_cache_trim(void)
      * is free by now, but glibc returns only the top of a heap by itself. */
     malloc_trim(0);
 #endif
+    return live;
 }

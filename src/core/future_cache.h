@@ -10,7 +10,8 @@ fut_future *fut__future_cache_get(void);
 /* Takes a dead future (its fields already released). */
 void fut__future_cache_put(fut_future *f);
 /* Gives the memory of empty slabs back to the system, but for a few, and (glibc) trims
- * the malloc heaps: called when an executor is freed or has been idle for a while. */
-void fut__future_cache_trim(void);
+ * the malloc heaps: called when an executor is freed or has been idle for a while.
+ * Returns whether futures are still alive (freeing them may leave more to trim). */
+bool fut__future_cache_trim(void);
 
 #endif

@@ -11,8 +11,9 @@
  * the idle workers (Python's rule: reuse idle workers before starting new ones).
  *
  * A worker parked for IDLE_TRIM_SECONDS gives the memory of freed futures back
- * (fut__future_cache_trim), once per idle spell: a second after a batch, an idle pool
- * holds none.
+ * (fut__future_cache_trim): a second after a batch, an idle pool holds none. While
+ * futures are alive (and may be freed later) it trims again after twice the time, up to
+ * IDLE_TRIM_MAX_SECONDS, then sleeps until woken.
  *
  * Lock order: shutdown_lock, then threads_lock; queue_lock and park_lock are leaves.
  */
@@ -33,6 +34,7 @@
 
 #define CACHE_LINE 64
 #define IDLE_TRIM_SECONDS 0.5  /* with the spin before parking, well within a second */
+#define IDLE_TRIM_MAX_SECONDS 8
 
 /* Fields are grouped by who writes them, one cache line per group, so that a submitter
  * and the workers do not invalidate each other's lines more than the hand-off needs. */
@@ -152,18 +154,18 @@ static void park(struct thread_pool *pool)
         pthread_mutex_unlock(&pool->park_lock);
         return;
     }
-    bool trimmed = false;
+    double trim_after = IDLE_TRIM_SECONDS;  /* 0: no more trims this idle spell */
     while (pool->wake_tokens == 0 && !atomic_load(&pool->closing)) {
-        if (trimmed) {
+        if (trim_after == 0) {
             pthread_cond_wait(&pool->park_cond, &pool->park_lock);
             continue;
         }
-        struct fut_deadline idle = fut__deadline_after(IDLE_TRIM_SECONDS);
+        struct fut_deadline idle = fut__deadline_after(trim_after);
         if (pthread_cond_timedwait(&pool->park_cond, &pool->park_lock, &idle.at) == ETIMEDOUT) {
-            trimmed = true;
             pthread_mutex_unlock(&pool->park_lock);
-            fut__future_cache_trim();
+            bool live = fut__future_cache_trim();
             pthread_mutex_lock(&pool->park_lock);
+            trim_after = live && trim_after < IDLE_TRIM_MAX_SECONDS ? 2 * trim_after : 0;
         }
     }
     if (pool->wake_tokens > 0)
