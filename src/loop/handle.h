@@ -52,6 +52,11 @@ struct fut_slot_table {
     uint32_t n_chunks, chunks_cap;
     uint32_t used;                 /* slots [0 .. used) have been issued at least once */
     uint32_t free_head;            /* LIFO free list: the slot freed last is warm in cache */
+    /* Once no slot is pending, slots [reissue .. used) are free outside the list and are
+     * issued again in order: a burst of callbacks then walks memory forwards, as the
+     * ready queue runs them, instead of chasing the list's links. */
+    uint32_t reissue;
+    uint32_t pending;              /* slots taken and not freed */
     uint64_t tag;                  /* 0 or 1ULL << 63 */
 };
 
