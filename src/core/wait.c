@@ -106,8 +106,10 @@ int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t 
         if (!fs[i])
             return FUT_EINVAL;
 
-    if (return_when == FUT_ALL_COMPLETED && timeout != 0)
+    if (return_when == FUT_ALL_COMPLETED && timeout != 0) {
         wait_each(fs, n, timeout);
+        timeout = 0;  /* waited (up to the deadline): what is done now is the answer */
+    }
 
     /* Memory in proportion to the pending futures only: in a large batch most are done,
      * and an allocation of the whole batch's size costs page faults of its own. Futures
