@@ -1,11 +1,14 @@
 /*
- * bench_loop: the event loop against libuv (and asyncio, through bench_loop.py), side by
- * side, each measurement RUNS times: min / median / max, and the ratio of the medians
- * (> 1: libfutures is better).
+ * bench_loop: the event loop against libuv (and asyncio, through bench_loop.py), in one
+ * table (bench_util): each row is min / median / max over --runs fresh processes (5), the
+ * implementations interleaved, with the ratio of the medians (> 1: libfutures is better).
  *
- *   call_soon   1,000,000 zero-delay callbacks scheduled, then run: callbacks per second.
+ *   soon-cold   1,000,000 zero-delay callbacks scheduled on a new loop, then run, as the
+ *               first thing a fresh process does: callbacks per second. The headline.
  *               libuv has no call_soon; its fair equivalent is a malloc'd FIFO of
  *               callbacks drained by one uv_idle handle.
+ *   soon        the same, repeated on that loop (warm: its queues have grown, libuv's
+ *               nodes come from malloc's free lists)
  *   timers      1,000,000 timers with random delays up to 1 s, scheduled then run to
  *               completion: CPU time per timer (CLOCK_PROCESS_CPUTIME_ID), since the
  *               wall time is the 1 s of the longest delay. libuv: one uv_timer_t each.
@@ -13,7 +16,7 @@
  *               completion submits the next): mean and median microseconds.
  *               libuv: uv_queue_work and its after-work callback.
  *
- *   bench_loop [--quick] [--asyncio path/to/bench_loop.py]
+ *   bench_loop [--quick] [--runs=N] [--asyncio path/to/bench_loop.py]
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,40 +27,21 @@
 #include <futures.h>
 #include <uv.h>
 
-#define RUNS 5
+#include "bench_util.h"
+
+#define REFERENCE "libfutures"
+#define WARM_RUNS 2        /* warm call_soon runs after the cold one, per process */
 
 static long n_soon = 1000000, n_timers = 1000000, n_trips = 100000;
+static int runs = 5;
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double cpu_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-struct stats {
-    double min, median, max;
-};
-
-static struct stats summarize(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return (struct stats){ v[0], n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[n - 1] };
 }
 
 /* Random delays, the same for both loops: a fixed-seed LCG. */
@@ -96,13 +80,13 @@ static void stop_cb(void *arg)
 static double fut_call_soon_rate(fut_loop *loop)
 {
     counter = 0;
-    double t0 = wall_now();
+    double t0 = bench_now();
     for (long i = 0; i < n_soon; i++)
         if (!fut_loop_call_soon(loop, count_cb, NULL))
             die("fut_loop_call_soon");
     fut_loop_call_soon(loop, stop_cb, loop);
     fut_loop_run_forever(loop);
-    double t = wall_now() - t0;
+    double t = bench_now() - t0;
     if (counter != n_soon)
         die("call_soon: lost callbacks");
     return (double)n_soon / t;
@@ -144,12 +128,12 @@ static void uv_drain(uv_idle_t *idle)
 static double uv_call_soon_rate(uv_loop_t *loop, uv_idle_t *idle)
 {
     counter = 0;
-    double t0 = wall_now();
+    double t0 = bench_now();
     for (long i = 0; i < n_soon; i++)
         uv_fifo_push(count_cb, NULL);
     uv_idle_start(idle, uv_drain);
     uv_run(loop, UV_RUN_DEFAULT);
-    double t = wall_now() - t0;
+    double t = bench_now() - t0;
     if (counter != n_soon)
         die("uv fifo: lost callbacks");
     return (double)n_soon / t;
@@ -230,7 +214,7 @@ static void fut_trip_next(void);
 static void fut_trip_done(fut_future *f, void *arg)
 {
     (void)arg;
-    trip_us[trips++] = (wall_now() - trip_start) * 1e6;
+    trip_us[trips++] = (bench_now() - trip_start) * 1e6;
     fut_future_unref(f);
     if (trips == n_trips)
         fut_loop_stop(trip_loop);
@@ -240,7 +224,7 @@ static void fut_trip_done(fut_future *f, void *arg)
 
 static void fut_trip_next(void)
 {
-    trip_start = wall_now();
+    trip_start = bench_now();
     fut_future *f = fut_loop_run_in_executor(trip_loop, trip_pool, noop_task, NULL);
     if (!f || fut_add_done_callback(f, fut_trip_done, NULL) != 0)
         die("fut_loop_run_in_executor");
@@ -265,7 +249,7 @@ static double fut_round_trips(double *median)
     double sum = 0;
     for (long i = 0; i < n_trips; i++)
         sum += trip_us[i];
-    *median = summarize(trip_us, (size_t)n_trips).median;
+    *median = bench_stats_of(trip_us, (size_t)n_trips).median;
     return sum / (double)n_trips;
 }
 
@@ -281,14 +265,14 @@ static void uv_trip_next(uv_loop_t *loop);
 static void uv_trip_after(uv_work_t *req, int status)
 {
     (void)status;
-    trip_us[trips++] = (wall_now() - trip_start) * 1e6;
+    trip_us[trips++] = (bench_now() - trip_start) * 1e6;
     if (trips < n_trips)
         uv_trip_next(req->loop);
 }
 
 static void uv_trip_next(uv_loop_t *loop)
 {
-    trip_start = wall_now();
+    trip_start = bench_now();
     if (uv_queue_work(loop, &work_req, uv_noop_work, uv_trip_after) != 0)
         die("uv_queue_work");
 }
@@ -304,55 +288,88 @@ static double uv_round_trips(double *median)
     double sum = 0;
     for (long i = 0; i < n_trips; i++)
         sum += trip_us[i];
-    *median = summarize(trip_us, (size_t)n_trips).median;
+    *median = bench_stats_of(trip_us, (size_t)n_trips).median;
     return sum / (double)n_trips;
 }
 
-/* ---- asyncio, through bench_loop.py ------------------------------------------------------- */
+/* ---- one process per run -------------------------------------------------------------- */
 
-struct py_results {
-    bool have;
-    struct stats soon, timer, trip_mean, trip_median;
-};
+/* What one process reports (out[]). */
+enum { OUT_SOON_COLD, OUT_SOON_WARM, OUT_TIMER = OUT_SOON_WARM + WARM_RUNS, OUT_TRIP_MEAN,
+       OUT_TRIP_MEDIAN, OUT_N };
 
-static struct py_results run_asyncio(const char *script, bool quick)
+static void measure_libfutures(void *arg, double *out, size_t n)
 {
-    struct py_results r = { 0 };
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "python3 '%s' --runs %d%s", script, RUNS, quick ? " --quick" : "");
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return r;
-    char name[64];
-    struct stats s;
-    while (fscanf(p, "%63s %lf %lf %lf", name, &s.min, &s.median, &s.max) == 4) {
-        if (!strcmp(name, "call_soon_per_s"))
-            r.soon = s;
-        else if (!strcmp(name, "timer_cpu_us"))
-            r.timer = s;
-        else if (!strcmp(name, "trip_mean_us"))
-            r.trip_mean = s;
-        else if (!strcmp(name, "trip_median_us"))
-            r.trip_median = s;
-        r.have = true;
-    }
-    pclose(p);
-    return r;
+    (void)arg;
+    (void)n;
+    fut_loop *loop = fut_loop_new();
+    if (!loop)
+        die("fut_loop_new");
+    out[OUT_SOON_COLD] = fut_call_soon_rate(loop);
+    for (int r = 0; r < WARM_RUNS; r++)
+        out[OUT_SOON_WARM + r] = fut_call_soon_rate(loop);
+    fut_loop_free(loop);
+    out[OUT_TIMER] = fut_timer_cpu() * 1e6;
+    out[OUT_TRIP_MEAN] = fut_round_trips(&out[OUT_TRIP_MEDIAN]);
 }
 
-/* ---- report -------------------------------------------------------------------------------- */
-
-static void row(const char *what, const char *unit, struct stats ours, struct stats uv,
-                const struct stats *py, bool higher_better)
+static void measure_libuv(void *arg, double *out, size_t n)
 {
-    double r_uv = higher_better ? ours.median / uv.median : uv.median / ours.median;
-    printf("%-22s %-8s libfutures %10.3f %10.3f %10.3f | libuv %10.3f %10.3f %10.3f | x%.2f",
-           what, unit, ours.min, ours.median, ours.max, uv.min, uv.median, uv.max, r_uv);
-    if (py) {
-        double r_py = higher_better ? ours.median / py->median : py->median / ours.median;
-        printf(" | asyncio %10.3f %10.3f %10.3f | x%.2f", py->min, py->median, py->max, r_py);
+    (void)arg;
+    (void)n;
+    uv_loop_t loop;
+    uv_idle_t idle;
+    uv_loop_init(&loop);
+    uv_idle_init(&loop, &idle);
+    out[OUT_SOON_COLD] = uv_call_soon_rate(&loop, &idle);
+    for (int r = 0; r < WARM_RUNS; r++)
+        out[OUT_SOON_WARM + r] = uv_call_soon_rate(&loop, &idle);
+    uv_close((uv_handle_t *)&idle, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    out[OUT_TIMER] = uv_timer_cpu() * 1e6;
+    out[OUT_TRIP_MEAN] = uv_round_trips(&out[OUT_TRIP_MEDIAN]);
+}
+
+static const struct {
+    const char *name;
+    bench_measure_fn measure;
+} impls[] = {
+    { REFERENCE, measure_libfutures },
+    { "libuv", measure_libuv },
+};
+#define N_IMPLS (sizeof impls / sizeof *impls)
+
+static void add_rows(struct bench_table *t, const char *impl, double (*out)[OUT_N],
+                     const bool *ok)
+{
+    static const struct { int field, count; const char *section, *metric; } rows[] = {
+        { OUT_SOON_COLD, 1, "soon-cold", "cb/s" },
+        { OUT_SOON_WARM, WARM_RUNS, "soon", "cb/s" },
+        { OUT_TIMER, 1, "timer", "us" },
+        { OUT_TRIP_MEAN, 1, "trip", "mean" },
+        { OUT_TRIP_MEDIAN, 1, "trip", "median" },
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof *rows; k++) {
+        double v[runs * WARM_RUNS];
+        size_t got = 0;
+        for (int r = 0; r < runs; r++)
+            for (int i = 0; ok[r] && i < rows[k].count; i++)
+                v[got++] = out[r][rows[k].field + i];
+        if (got)
+            bench_table_add(t, rows[k].section, 1, impl, rows[k].metric, v, got);
     }
-    printf("\n");
+}
+
+static void import_asyncio(struct bench_table *t, const char *script, bool quick)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "python3 '%s' --runs %d%s", script, runs, quick ? " --quick" : "");
+    FILE *p = popen(cmd, "r");
+    if (!p || bench_table_import(t, p) == 0)
+        bench_table_note(t, "asyncio: %s gave no results", script);
+    if (p)
+        pclose(p);
 }
 
 int main(int argc, char **argv)
@@ -362,6 +379,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strncmp(argv[i], "--runs=", 7) && atoi(argv[i] + 7) > 0)
+            runs = atoi(argv[i] + 7);
         else if (!strcmp(argv[i], "--asyncio") && i + 1 < argc)
             py_script = argv[++i];
     }
@@ -372,54 +391,56 @@ int main(int argc, char **argv)
     }
     delays = random_delays(n_timers);
     trip_us = malloc((size_t)n_trips * sizeof *trip_us);
+    if (!delays || !trip_us)
+        die("malloc");
 
-    /* call_soon runs on one loop each, after an unmeasured warm-up run: the steady state
-     * of a long-lived loop, whose queues have grown (libuv's FIFO nodes come warm from
-     * malloc's free lists alike). A first, cold run mostly measures page faults. */
-    fut_loop *soon_loop = fut_loop_new();
-    uv_loop_t uv_soon_loop;
-    uv_idle_t uv_idle;
-    uv_loop_init(&uv_soon_loop);
-    uv_idle_init(&uv_soon_loop, &uv_idle);
-    double soon_cold[2] = { fut_call_soon_rate(soon_loop) / 1e6,
-                            uv_call_soon_rate(&uv_soon_loop, &uv_idle) / 1e6 };
+    struct bench_table *t = bench_table_new(
+        "libfutures event loop vs peers: each row is min / median / max over fresh processes",
+        REFERENCE);
+    char title[256], count[32];
+    snprintf(title, sizeof title, "1. call_soon, cold: %s callbacks on a new loop, the first "
+             "thing a fresh process does", bench_format_value((double)n_soon, count, sizeof count));
+    bench_table_section(t, "soon-cold", title, "callbacks/s", true);
+    snprintf(title, sizeof title, "1b. call_soon, warm: the same, repeated on that loop (%d per "
+             "process)", WARM_RUNS);
+    bench_table_section(t, "soon", title, "callbacks/s", true);
+    snprintf(title, sizeof title, "2. timers: %s random delays up to 1 s, CPU time per timer",
+             bench_format_value((double)n_timers, count, sizeof count));
+    bench_table_section(t, "timer", title, "microseconds", false);
+    snprintf(title, sizeof title, "3. executor round trips: %s sequential run_in_executor",
+             bench_format_value((double)n_trips, count, sizeof count));
+    bench_table_section(t, "trip", title, "microseconds", false);
 
-    double soon[2][RUNS], timer[2][RUNS], mean[2][RUNS], median[2][RUNS];
-    for (int r = 0; r < RUNS; r++) {
-        soon[0][r] = fut_call_soon_rate(soon_loop) / 1e6;
-        soon[1][r] = uv_call_soon_rate(&uv_soon_loop, &uv_idle) / 1e6;
-        timer[0][r] = fut_timer_cpu() * 1e6;
-        timer[1][r] = uv_timer_cpu() * 1e6;
-        mean[0][r] = fut_round_trips(&median[0][r]);
-        mean[1][r] = uv_round_trips(&median[1][r]);
-    }
-    fut_loop_free(soon_loop);
-    uv_close((uv_handle_t *)&uv_idle, NULL);
-    uv_run(&uv_soon_loop, UV_RUN_DEFAULT);
-    uv_loop_close(&uv_soon_loop);
-
-    struct py_results py = { 0 };
+    bench_print_machine(stdout, "machine: ");
+    bench_print_load(stdout, "at start: ");
+    static double out[N_IMPLS][64][OUT_N];
+    static bool ok[N_IMPLS][64];
+    if (runs > 64)
+        runs = 64;
+    for (int r = 0; r < runs; r++)
+        for (size_t i = 0; i < N_IMPLS; i++) {
+            fprintf(stderr, "  run %d: %s ...\n", r + 1, impls[i].name);
+            ok[i][r] = bench_run_isolated(impls[i].measure, NULL, out[i][r], OUT_N) == 0;
+            if (!ok[i][r])
+                bench_table_note(t, "%s: run %d failed", impls[i].name, r + 1);
+        }
+    for (size_t i = 0; i < N_IMPLS; i++)
+        add_rows(t, impls[i].name, out[i], ok[i]);
     if (py_script)
-        py = run_asyncio(py_script, quick);
-    if (py.have) {
-        py.soon.min /= 1e6;
-        py.soon.median /= 1e6;
-        py.soon.max /= 1e6;
-    }
+        import_asyncio(t, py_script, quick);
+    bench_print_load(stdout, "at end: ");
+    printf("\n");
+    bench_table_print(t, stdout);
 
-    printf("%d runs each: min median max; x: ratio of medians, > 1 = libfutures better\n",
-           RUNS);
-    printf("%ld call_soon, %ld timers, %ld executor round trips\n", n_soon, n_timers, n_trips);
-    printf("call_soon cold first run (M cb/s): libfutures %.3f, libuv %.3f\n", soon_cold[0],
-           soon_cold[1]);
-    row("call_soon", "M cb/s", summarize(soon[0], RUNS), summarize(soon[1], RUNS),
-        py.have ? &py.soon : NULL, true);
-    row("timer CPU per timer", "us", summarize(timer[0], RUNS), summarize(timer[1], RUNS),
-        py.have ? &py.timer : NULL, false);
-    row("executor trip mean", "us", summarize(mean[0], RUNS), summarize(mean[1], RUNS),
-        py.have ? &py.trip_mean : NULL, false);
-    row("executor trip median", "us", summarize(median[0], RUNS), summarize(median[1], RUNS),
-        py.have ? &py.trip_median : NULL, false);
+    char buf[32];
+    double ratio = bench_table_ratio(t, "soon-cold", 1, "libuv", "cb/s");
+    printf("\ntarget: call_soon >= libuv's FIFO: cold %s %s, ",
+           bench_format_ratio(ratio, buf, sizeof buf),
+           isnan(ratio) ? "n/a" : ratio >= 1 ? "MET" : "NOT MET");
+    ratio = bench_table_ratio(t, "soon", 1, "libuv", "cb/s");
+    printf("warm %s %s\n", bench_format_ratio(ratio, buf, sizeof buf),
+           isnan(ratio) ? "n/a" : ratio >= 1 ? "MET" : "NOT MET");
+    bench_table_free(t);
     free(delays);
     free(trip_us);
     return 0;

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""asyncio's side of bench_loop: the same three measurements, printed as
-`name min median max` lines that bench_loop.c reads (or that a person can)."""
+"""asyncio's side of bench_loop: the same measurements, each run in a fresh process,
+printed as `@bench SECTION WORKERS IMPLEMENTATION METRIC VALUE...` records that
+bench_loop.c adds to its table (see bench/bench_util.h)."""
 import argparse
 import asyncio
 import concurrent.futures
+import json
+import os
 import random
 import statistics
 import time
+
+WARM_RUNS = 2  # as bench_loop.c
 
 
 def call_soon_rate(loop, n):
@@ -64,25 +69,47 @@ def round_trips(n):
     return statistics.mean(trips), statistics.median(trips)
 
 
+def one_run(scale):
+    """One fresh process's figures: call_soon cold then warm, timers, round trips."""
+    loop = asyncio.new_event_loop()
+    soon = [call_soon_rate(loop, 1000000 // scale) for _ in range(1 + WARM_RUNS)]
+    loop.close()
+    mean, median = round_trips(100000 // scale)
+    return {"soon-cold": soon[:1], "soon": soon[1:], "timer": [timer_cpu(1000000 // scale)],
+            "trip-mean": [mean], "trip-median": [median]}
+
+
+def in_fresh_process(fn, *args):
+    """fn(*args) in a forked child, its JSON result read back through a pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        with os.fdopen(w, "w") as out:
+            json.dump(fn(*args), out)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     scale = 10 if args.quick else 1
-    soon, timers, means, medians = [], [], [], []
-    soon_loop = asyncio.new_event_loop()  # one loop, warmed up first, as bench_loop.c
-    call_soon_rate(soon_loop, 1000000 // scale)
+    results = {}
     for _ in range(args.runs):
-        soon.append(call_soon_rate(soon_loop, 1000000 // scale))
-        timers.append(timer_cpu(1000000 // scale))
-        mean, median = round_trips(100000 // scale)
-        means.append(mean)
-        medians.append(median)
-    soon_loop.close()
-    for name, v in (("call_soon_per_s", soon), ("timer_cpu_us", timers),
-                    ("trip_mean_us", means), ("trip_median_us", medians)):
-        print(name, min(v), statistics.median(v), max(v))
+        for key, values in in_fresh_process(one_run, scale).items():
+            results.setdefault(key, []).extend(values)
+    rows = (("soon-cold", "soon-cold", "cb/s"), ("soon", "soon", "cb/s"),
+            ("timer", "timer", "us"), ("trip-mean", "trip", "mean"),
+            ("trip-median", "trip", "median"))
+    for key, section, metric in rows:
+        print("@bench", section, 1, "asyncio", metric, *results[key])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 
 Runs bench_process_pool (the C side, JSON lines) and the same measurements with
 concurrent.futures.ProcessPoolExecutor (fork context) and multiprocessing.Pool.map with
-chunksize 1000, 5 runs each; prints min/median/max and the ratios.
+chunksize 1000, 5 runs each; prints min/median/max and the ratios. The _cold figures
+time the first batch of a pool created in a fresh process, each run (the headline).
 
 Usage: bench_process_pool.py [path/to/bench_process_pool] [--quick]
 """
@@ -23,11 +24,46 @@ def noop(x):
     return x
 
 
+def in_fresh_process(fn, *args):
+    """fn(*args) in a forked child; its float result read back through a pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, repr(fn(*args)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    return float(data)
+
+
+def cold_submit(n, cpus):
+    with cf.ProcessPoolExecutor(cpus, mp_context=mp.get_context("fork")) as ex:
+        t = time.perf_counter()
+        fs = [ex.submit(noop, i) for i in range(n)]
+        for f in fs:
+            f.result()
+        return n / (time.perf_counter() - t)
+
+
+def cold_map(n, cpus):
+    with mp.get_context("fork").Pool(cpus) as pool:
+        t = time.perf_counter()
+        pool.map(noop, range(n), chunksize=1000)
+        return n / (time.perf_counter() - t)
+
+
 def python_side(quick):
     ctx = mp.get_context("fork")
     cpus = len(os.sched_getaffinity(0))
     out = {}
     n = 5000 if quick else 20000
+    out["submit_throughput_cold"] = [in_fresh_process(cold_submit, n, cpus)
+                                     for _ in range(RUNS)]
+    out["map_1M_auto_chunks_cold"] = [in_fresh_process(cold_map, 1000000, cpus)
+                                      for _ in range(RUNS)]
     with cf.ProcessPoolExecutor(cpus, mp_context=ctx) as ex:
         list(ex.map(noop, range(cpus * 4)))
         runs = []
@@ -73,7 +109,8 @@ def main():
     py = python_side(quick)
 
     print(f"{'measure':<22} {'unit':<8} {'libfutures min/median/max':>34} {'python min/median/max':>34} {'ratio':>8}")
-    higher_better = {"submit_throughput": True, "round_trip": False, "map_1M_auto_chunks": True}
+    higher_better = {"submit_throughput": True, "round_trip": False, "map_1M_auto_chunks": True,
+                     "submit_throughput_cold": True, "map_1M_auto_chunks_cold": True}
     for name, d in c.items():
         lo, med, hi = stats(d["runs"])
         line = f"{name:<22} {d['unit']:<8} {lo:>10.4g} {med:>11.4g} {hi:>11.4g}"

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -194,6 +195,29 @@ void bench_print_load(FILE *out, const char *prefix)
 }
 
 /* ---- isolation -------------------------------------------------------------------- */
+
+double bench_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size, resident;
+    int n = f ? fscanf(f, "%ld %ld", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : -1;
+}
+
+double bench_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_minor_faults(void)
+{
+    struct rusage usage;
+    return getrusage(RUSAGE_SELF, &usage) == 0 ? (double)usage.ru_minflt : 0;
+}
 
 static bool write_all(int fd, const void *buf, size_t len)
 {

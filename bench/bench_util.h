@@ -65,6 +65,17 @@ int bench_cpu_count(void);
 void bench_print_machine(FILE *out, const char *prefix);
 void bench_print_load(FILE *out, const char *prefix);
 
+/* ---- memory ----------------------------------------------------------------------- */
+
+/* The resident set of this process in bytes (/proc/self/statm); -1 if unknown. */
+double bench_rss_bytes(void);
+
+/* CPU seconds (user + system) of this process, all its threads, so far. */
+double bench_cpu_seconds(void);
+
+/* Minor page faults of this process so far (getrusage). */
+double bench_minor_faults(void);
+
 /* ---- isolation -------------------------------------------------------------------- */
 
 typedef void (*bench_measure_fn)(void *arg, double *out, size_t n);

@@ -31,7 +31,7 @@ EXTRA_DIST += bench/README.md bench/run-benchmarks.sh bench/thread_pool_bench.py
 EXTRA_DIST += bench/bench_loop.py
 if HAVE_LIBUV
 BENCH_BINARIES += bench/bench_loop
-bench_bench_loop_SOURCES = bench/bench_loop.c
+bench_bench_loop_SOURCES = bench/bench_loop.c $(BENCH_UTIL_SOURCES)
 bench_bench_loop_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS)
 bench_bench_loop_LDADD = libfutures.la $(LIBUV_LIBS) -lm
 endif
@@ -39,7 +39,7 @@ endif
 # The process pool's benchmark: bench_process_pool.py runs the C benchmark and Python's
 # ProcessPoolExecutor / multiprocessing.Pool side by side.
 BENCH_BINARIES += bench/bench_process_pool
-bench_bench_process_pool_SOURCES = bench/bench_process_pool.c
+bench_bench_process_pool_SOURCES = bench/bench_process_pool.c $(BENCH_UTIL_SOURCES)
 bench_bench_process_pool_LDADD = libfutures.la -lm
 EXTRA_DIST += bench/bench_process_pool.py
 

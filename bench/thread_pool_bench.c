@@ -1,16 +1,27 @@
 /*
- * The thread pool against its peers: GLib's GThreadPool, libuv's uv_queue_work and a
- * plain mutex + condition variable pool, in one table (Python's ThreadPoolExecutor joins
- * it through --import, see run-benchmarks.sh).
+ * The thread pool against its peers: GLib's GThreadPool, libuv's uv_queue_work, the
+ * textbook mutex + condition variable pool that mallocs a node per task, and that pool
+ * with a malloc'd completion record per task held until waited on (what a future is), in
+ * one table (Python's ThreadPoolExecutor joins it through --import, see
+ * run-benchmarks.sh).
  *
- *   throughput  N no-op tasks submitted from one thread, then wait for all (tasks/s)
+ *   cold        the first batch of a fresh process, as a user's program sees it: the pool
+ *               is created, N no-op tasks are submitted from one thread, then waited for
+ *               (tasks/s). The headline.
+ *   throughput  the same batch repeated in that process after the first (warm: memory and
+ *               threads are there already)
+ *   rss         resident memory growth during the cold batch, per task (bytes), measured
+ *               with every task done and its future or record not yet released
+ *   idle        resident memory above the figure before the pool was created (MB), once
+ *               the batches' memory is released and the pool has been idle for a second
  *   roundtrip   submit one no-op and block on its result, repeatedly (mean, median, p99)
  *   cpu         2 x cpus tasks of an integer loop: speedup over running them in a row
  *               in one thread, timed just before each pool run
  *
- * Every (benchmark, implementation, worker count) runs in a fresh process (see
- * bench_run_isolated), warms its pool up so that thread start-up is not measured, then
- * repeats the measurement --repeat times.
+ * Every measurement runs in a fresh process (see bench_run_isolated); the cold batch and
+ * its memory are measured once per process, --repeat processes per implementation, the
+ * implementations interleaved. roundtrip and cpu warm their pool up so that thread
+ * start-up is not measured, then repeat the measurement --repeat times.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,9 +43,13 @@
 #include "bench_util.h"
 
 #define REFERENCE "libfutures"
+#define TEXTBOOK_PEER "mutex+condvar"
+#define RECORD_PEER "mutex+condvar+record"   /* the textbook pool with a future of its own */
 #define MAX_WORKER_COUNTS 8
 #define WARMUP_TASKS 10000
 #define WARMUP_ROUND_TRIPS 1000
+#define WARM_BATCHES 2        /* warm batches after the cold one, per process */
+#define IDLE_SECONDS 1
 
 static struct {
     int workers[MAX_WORKER_COUNTS];
@@ -78,7 +93,21 @@ struct job {
     void *arg;
     void *result;
     struct batch *batch;
+    /* the textbook peers: what the worker does once fn ran (NULL: batch_done) */
+    void (*finish)(struct job *j);
+    void *owner;       /* the result's slot, or the completion record */
 };
+
+/* The largest resident set seen with a batch's tasks done and its futures (records,
+ * jobs) not yet released: each run_batch notes it right after its wait. */
+static double peak_rss;
+
+static void note_peak_rss(void)
+{
+    double rss = bench_rss_bytes();
+    if (rss > peak_rss)
+        peak_rss = rss;
+}
 
 static void batch_done(struct batch *b)
 {
@@ -100,7 +129,10 @@ static void batch_wait(struct batch *b)
 static void job_run(struct job *j)
 {
     j->result = j->fn(j->arg);
-    batch_done(j->batch);
+    if (j->finish)
+        j->finish(j);
+    else
+        batch_done(j->batch);
 }
 
 /* ---- the implementations ------------------------------------------------------------- */
@@ -128,10 +160,11 @@ static void jobs_run_batch(const struct impl *impl, void *pool, fut_fn fn,
     if (!jobs)
         die("calloc", FUT_ENOMEM);
     for (size_t i = 0; i < n; i++) {
-        jobs[i] = (struct job){ NULL, fn, args ? args[i] : NULL, NULL, &b };
+        jobs[i] = (struct job){ .fn = fn, .arg = args ? args[i] : NULL, .batch = &b };
         impl->submit(pool, &jobs[i]);
     }
     impl->wait(pool, &b);
+    note_peak_rss();
     for (size_t i = 0; results && i < n; i++)
         results[i] = jobs[i].result;
     free(jobs);
@@ -180,6 +213,7 @@ static void futures_run_batch(const struct impl *impl, void *pool, fut_fn fn,
     int rc = fut_wait(fs, n, FUT_FOREVER, FUT_ALL_COMPLETED, &n_done);
     if (rc || n_done != n)
         die("fut_wait", rc);
+    note_peak_rss();
     for (size_t i = 0; i < n; i++) {
         if (results && (rc = fut_result(fs[i], 0, &results[i])) != 0)
             die("fut_result", rc);
@@ -269,6 +303,106 @@ static void mutex_pool_submit(void *pool, struct job *j)
     p->tail = j;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The textbook pool as a user writes it: a node malloc'd per task, freed by the worker
+ * once the task ran; the batch waits on a counter.
+ */
+
+static void textbook_finish(struct job *j)
+{
+    struct batch *b = j->batch;
+    if (j->owner)
+        *(void **)j->owner = j->result;
+    free(j);
+    batch_done(b);
+}
+
+static struct job *new_job(fut_fn fn, void *arg, void (*finish)(struct job *), void *owner)
+{
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        die("malloc", FUT_ENOMEM);
+    *j = (struct job){ .fn = fn, .arg = arg, .finish = finish, .owner = owner };
+    return j;
+}
+
+static void textbook_run_batch(const struct impl *impl, void *pool, fut_fn fn,
+                               void *const *args, void **results, size_t n)
+{
+    (void)impl;
+    struct batch b = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n };
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = new_job(fn, args ? args[i] : NULL, textbook_finish,
+                                results ? &results[i] : NULL);
+        j->batch = &b;
+        mutex_pool_submit(pool, j);
+    }
+    batch_wait(&b);
+    note_peak_rss();
+    pthread_cond_destroy(&b.cond);
+    pthread_mutex_destroy(&b.lock);
+}
+
+/*
+ * The textbook pool plus what a future is: a completion record per task, malloc'd at
+ * submit, with its own lock and condition variable so that each can be waited on alone,
+ * held until the caller has waited on it and read its result.
+ */
+
+struct record {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    void *result;
+};
+
+static void record_finish(struct job *j)
+{
+    struct record *r = j->owner;
+    void *result = j->result;
+    free(j);
+    pthread_mutex_lock(&r->lock);
+    r->result = result;
+    r->done = true;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void record_run_batch(const struct impl *impl, void *pool, fut_fn fn,
+                             void *const *args, void **results, size_t n)
+{
+    (void)impl;
+    struct record **records = malloc(n * sizeof *records);
+    if (!records)
+        die("malloc", FUT_ENOMEM);
+    for (size_t i = 0; i < n; i++) {
+        struct record *r = records[i] = malloc(sizeof *r);
+        if (!r)
+            die("malloc", FUT_ENOMEM);
+        *r = (struct record){ .done = false };
+        pthread_mutex_init(&r->lock, NULL);
+        pthread_cond_init(&r->cond, NULL);
+        mutex_pool_submit(pool, new_job(fn, args ? args[i] : NULL, record_finish, r));
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct record *r = records[i];
+        pthread_mutex_lock(&r->lock);
+        while (!r->done)
+            pthread_cond_wait(&r->cond, &r->lock);
+        pthread_mutex_unlock(&r->lock);
+    }
+    note_peak_rss();
+    for (size_t i = 0; i < n; i++) {
+        struct record *r = records[i];
+        if (results)
+            results[i] = r->result;
+        pthread_cond_destroy(&r->cond);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+    }
+    free(records);
 }
 
 #ifdef BENCH_HAVE_GLIB
@@ -372,8 +506,10 @@ static const struct impl impls[] = {
     { "uv_queue_work", uv_create, uv_destroy, jobs_run_batch, jobs_round_trip, uv_submit,
       uv_wait },
 #endif
-    { "mutex+condvar", mutex_pool_create, mutex_pool_destroy, jobs_run_batch,
-      jobs_round_trip, mutex_pool_submit, jobs_wait },
+    { "mutex+condvar", mutex_pool_create, mutex_pool_destroy, textbook_run_batch,
+      jobs_round_trip, NULL, NULL },
+    { RECORD_PEER, mutex_pool_create, mutex_pool_destroy, record_run_batch,
+      jobs_round_trip, NULL, NULL },
 };
 #define N_IMPLS (sizeof impls / sizeof *impls)
 
@@ -402,16 +538,45 @@ static void *warmed_up_pool(const struct measurement *m)
     return pool;
 }
 
-/* out[r]: tasks per second of run r */
+/* What one process of the throughput measurement reports (out[]). */
+enum {
+    OUT_COLD,          /* the first batch, tasks/s */
+    OUT_COLD_CPU,      /* the first batch, tasks per CPU-second of the process */
+    OUT_RSS,           /* its resident growth per task, bytes */
+    OUT_FAULTS,        /* its minor page faults per task */
+    OUT_IDLE,          /* MB above the pre-pool figure, released and idle for a second */
+    OUT_WARM,          /* then WARM_BATCHES warm batches, tasks/s */
+    OUT_N = OUT_WARM + WARM_BATCHES
+};
+
+/* Tasks per second of one batch; *cpu (unless NULL): tasks per CPU-second of the
+ * process, which a loaded machine disturbs less than the wall clock. */
+static double time_batch(const struct measurement *m, void *pool, double *cpu)
+{
+    double start = bench_now(), cpu_start = bench_cpu_seconds();
+    m->impl->run_batch(m->impl, pool, noop_task, NULL, NULL, cfg.tasks);
+    if (cpu)
+        *cpu = (double)cfg.tasks / (bench_cpu_seconds() - cpu_start);
+    return (double)cfg.tasks / (bench_now() - start);
+}
+
+/* In a fresh process: the cold batch and its memory, then the warm ones. */
 static void measure_throughput(void *arg, double *out, size_t n)
 {
     const struct measurement *m = arg;
-    void *pool = warmed_up_pool(m);
-    for (size_t r = 0; r < n; r++) {
-        double start = bench_now();
-        m->impl->run_batch(m->impl, pool, noop_task, NULL, NULL, cfg.tasks);
-        out[r] = (double)cfg.tasks / (bench_now() - start);
-    }
+    (void)n;
+    double rss_before_pool = bench_rss_bytes();
+    void *pool = m->impl->create(m->workers);
+    double rss_before_batch = bench_rss_bytes();
+    double faults = bench_minor_faults();
+    peak_rss = 0;
+    out[OUT_COLD] = time_batch(m, pool, &out[OUT_COLD_CPU]);
+    out[OUT_RSS] = (peak_rss - rss_before_batch) / (double)cfg.tasks;
+    out[OUT_FAULTS] = (bench_minor_faults() - faults) / (double)cfg.tasks;
+    for (size_t r = 0; r < WARM_BATCHES; r++)
+        out[OUT_WARM + r] = time_batch(m, pool, NULL);
+    sleep(IDLE_SECONDS);
+    out[OUT_IDLE] = (bench_rss_bytes() - rss_before_pool) / 1e6;
     m->impl->destroy(pool);
 }
 
@@ -494,14 +659,43 @@ static bool run_isolated(const char *what, bench_measure_fn fn, struct measureme
     return false;
 }
 
+/* --repeat fresh processes per implementation, the implementations interleaved so
+ * that a change in the machine's load reaches them all alike. */
 static void run_throughput(struct bench_table *t, int workers)
 {
-    double runs[cfg.repeat];
+    size_t n = (size_t)cfg.repeat;
+    double out[N_IMPLS][n][OUT_N];
+    bool ok[N_IMPLS][n];
+    for (size_t r = 0; r < n; r++) {
+        for (size_t i = 0; i < N_IMPLS; i++) {
+            struct measurement m = { &impls[i], workers };
+            ok[i][r] = run_isolated("throughput", measure_throughput, &m, out[i][r], OUT_N, t);
+        }
+    }
+    static const struct { int field; const char *section, *metric; } rows[] = {
+        { OUT_COLD, "cold", "tasks/s" },
+        { OUT_COLD_CPU, "cold-cpu", "tasks/cpu-s" },
+        { OUT_RSS, "rss", "bytes/task" },
+        { OUT_FAULTS, "rss", "faults/task" },
+        { OUT_IDLE, "idle", "MB" },
+    };
     for (size_t i = 0; i < N_IMPLS; i++) {
-        struct measurement m = { &impls[i], workers };
-        if (run_isolated("throughput", measure_throughput, &m, runs, (size_t)cfg.repeat, t))
-            bench_table_add(t, "throughput", workers, impls[i].name, "tasks/s", runs,
-                            (size_t)cfg.repeat);
+        double runs[n * WARM_BATCHES];
+        for (size_t k = 0; k < sizeof rows / sizeof *rows; k++) {
+            size_t got = 0;
+            for (size_t r = 0; r < n; r++)
+                if (ok[i][r])
+                    runs[got++] = out[i][r][rows[k].field];
+            if (got)
+                bench_table_add(t, rows[k].section, workers, impls[i].name, rows[k].metric,
+                                runs, got);
+        }
+        size_t got = 0;
+        for (size_t r = 0; r < n; r++)
+            for (size_t b = 0; ok[i][r] && b < WARM_BATCHES; b++)
+                runs[got++] = out[i][r][OUT_WARM + b];
+        if (got)
+            bench_table_add(t, "throughput", workers, impls[i].name, "tasks/s", runs, got);
     }
 }
 
@@ -559,8 +753,26 @@ static void print_targets(const struct bench_table *t)
         double ratio;
         printf(" %d workers:\n", workers);
         if (cfg.throughput) {
+            ratio = bench_table_ratio(t, "cold", workers, TEXTBOOK_PEER, "tasks/s");
+            print_target("cold batch >= the textbook pool", ratio, TEXTBOOK_PEER, 1.0);
+            ratio = bench_table_ratio(t, "cold", workers, RECORD_PEER, "tasks/s");
+            print_target("cold batch >= 2.5x textbook pool + records", ratio, RECORD_PEER, 2.5);
+            ratio = bench_table_ratio(t, "cold-cpu", workers, TEXTBOOK_PEER, "tasks/cpu-s");
+            print_target("  the same per CPU-second", ratio, TEXTBOOK_PEER, 1.0);
+            ratio = bench_table_ratio_to_best(t, "cold", workers, "tasks/s", "py-", &peer);
+            print_target("cold batch >= 2.5x best C peer", ratio, peer, 2.5);
             ratio = bench_table_ratio_to_best(t, "throughput", workers, "tasks/s", "py-", &peer);
-            print_target("throughput >= 2.5x best C peer", ratio, peer, 2.5);
+            print_target("warm throughput >= 2.5x best C peer", ratio, peer, 2.5);
+            char buf[32];
+            double rss = bench_table_median(t, "rss", workers, REFERENCE, "bytes/task");
+            /* the caller's array of future pointers is 8 of those bytes */
+            printf("  %-48s %8s B    %s\n", "rss growth per live future <= 64 B (+ 8 B pointer)",
+                   bench_format_value(rss, buf, sizeof buf),
+                   isnan(rss) ? "n/a" : rss <= 64 + 8 ? "MET" : "NOT MET");
+            double idle = bench_table_median(t, "idle", workers, REFERENCE, "MB");
+            printf("  %-48s %8s MB   %s\n", "rss after release + 1 s idle <= 10 MB",
+                   bench_format_value(idle, buf, sizeof buf),
+                   isnan(idle) ? "n/a" : idle <= 10 ? "MET" : "NOT MET");
         }
         if (cfg.roundtrip) {
             ratio = bench_table_ratio_to_best(t, "roundtrip", workers, "mean", "py-", &peer);
@@ -590,7 +802,7 @@ static void usage(FILE *out)
             "  --round-trips=N     round trip: iterations per run (default 100k)\n"
             "  --cpu-tasks=N       cpu: tasks per batch (default 2 x cpus)\n"
             "  --cpu-steps=N       cpu: xorshift steps per task (default 50M)\n"
-            "  --repeat=N          runs per measurement (default 5)\n"
+            "  --repeat=N          runs per measurement; cold: processes (default 5)\n"
             "  --only=LIST         among throughput,roundtrip,cpu (default all)\n"
             "  --impl=LIST         implementations to run (default all), e.g. libfutures\n"
             "  --quick             a tenth of the default counts\n"
@@ -672,9 +884,21 @@ int main(int argc, char **argv)
         REFERENCE);
     char tasks[32];
     char title[256];
-    snprintf(title, sizeof title, "1. throughput: %s no-op tasks submitted from one thread, "
-             "then wait for all", bench_format_value((double)cfg.tasks, tasks, sizeof tasks));
+    bench_format_value((double)cfg.tasks, tasks, sizeof tasks);
+    snprintf(title, sizeof title, "1. cold: the first batch of a fresh process, %s no-op "
+             "tasks submitted from one thread, then wait for all", tasks);
+    bench_table_section(t, "cold", title, "tasks/s", true);
+    bench_table_section(t, "cold-cpu", "1a. the same cold batch per CPU-second of the process "
+                        "(all its threads): less disturbed by other load", "tasks/cpu-s", true);
+    snprintf(title, sizeof title, "1b. warm: the same batch repeated in that process "
+             "(%d per process)", WARM_BATCHES);
     bench_table_section(t, "throughput", title, "tasks/s", true);
+    snprintf(title, sizeof title, "1c. memory of the cold batch: resident growth and minor "
+             "faults per task, all %s futures (records) alive", tasks);
+    bench_table_section(t, "rss", title, "per task", false);
+    snprintf(title, sizeof title, "1d. resident memory above the pre-pool figure after the "
+             "batches, released, and %d s idle", IDLE_SECONDS);
+    bench_table_section(t, "idle", title, "MB", false);
     snprintf(title, sizeof title, "2. round trip: submit one no-op, block on its result; "
              "%zu per run", cfg.round_trips);
     bench_table_section(t, "roundtrip", title, "microseconds", false);

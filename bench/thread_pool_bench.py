@@ -14,6 +14,7 @@ import sys
 import time
 
 IMPL = "py-ThreadPoolExecutor"
+WARM_BATCHES = 2  # as bench-thread-pool
 MASK = (1 << 64) - 1
 
 
@@ -58,17 +59,39 @@ def warm_up(ex):
     cf.wait([ex.submit(noop) for _ in range(1000)])
 
 
+def timed_batch(ex, tasks):
+    start = time.perf_counter()
+    fs = [ex.submit(noop) for _ in range(tasks)]
+    cf.wait(fs)
+    return tasks / (time.perf_counter() - start)
+
+
+def cold_and_warm(workers, tasks):
+    """In a fresh process (forked): the first batch of a new pool, then WARM_BATCHES."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        with cf.ThreadPoolExecutor(max_workers=workers) as ex:
+            rates = [timed_batch(ex, tasks) for _ in range(1 + WARM_BATCHES)]
+        os.write(w, " ".join(map(repr, rates)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    return [float(v) for v in data.split()]
+
+
 def throughput(workers, args):
-    rates = []
-    with cf.ThreadPoolExecutor(max_workers=workers) as ex:
-        warm_up(ex)
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            fs = [ex.submit(noop) for _ in range(args.tasks)]
-            cf.wait(fs)
-            rates.append(args.tasks / (time.perf_counter() - start))
-            del fs
-    record("throughput", workers, "tasks/s", rates)
+    """As bench-thread-pool: --repeat fresh processes, each a cold batch and warm ones."""
+    cold, warm = [], []
+    for _ in range(args.repeat):
+        rates = cold_and_warm(workers, args.tasks)
+        cold.append(rates[0])
+        warm.extend(rates[1:])
+    record("cold", workers, "tasks/s", cold)
+    record("throughput", workers, "tasks/s", warm)
 
 
 def round_trip(workers, args):

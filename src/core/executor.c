@@ -99,21 +99,23 @@ fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size
         errno = EINVAL;
         return NULL;
     }
-    void *copy = NULL;
+    /* the copy's length sits in front of the bytes the task sees (FUT_ARG_COPY_HEADER) */
+    char *copy = NULL;
     if (len) {
-        if (!(copy = malloc(len))) {
+        if (len >= SIZE_MAX - FUT_ARG_COPY_HEADER || !(copy = malloc(FUT_ARG_COPY_HEADER + len))) {
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(copy, arg, len);
+        memcpy(copy, &len, sizeof len);
+        memcpy(copy + FUT_ARG_COPY_HEADER, arg, len);
     }
-    fut_future *f = new_task(fn, copy);
+    fut_future *f = new_task(fn, copy ? copy + FUT_ARG_COPY_HEADER : NULL);
     if (!f) {
         free(copy);
         return NULL;
     }
-    f->part.task.arg_len = len;
-    f->part.task.arg_copied = copy != NULL;
+    if (copy)
+        fut__future_set_flag(f, FUT_FLAG_ARG_COPIED);
     return submit(ex, f, items);
 }
 

@@ -49,10 +49,13 @@ static void future_unlock(fut_future *f)
 
 /* ---- allocation ------------------------------------------------------------------- */
 
+_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 80,
+               "a future is 80 bytes: see future.h before adding a field");
+
 fut_future *fut__future_alloc(void)
 {
     fut_future *f = fut__future_cache_get();
-    if (!f && !(f = malloc(sizeof *f))) {
+    if (!f) {
         errno = ENOMEM;
         return NULL;
     }
@@ -78,11 +81,20 @@ fut_future *fut_future_ref(fut_future *f)
     return f;
 }
 
-static void free_callbacks(struct fut_list *callbacks)
+static void free_callbacks(struct fut_list_node *n)
 {
-    struct fut_list_node *n, *next;
-    fut_list_for_each_safe(n, next, callbacks)
+    while (n) {
+        struct fut_list_node *next = n->next;
         free(fut_container_of(n, struct fut_callback_node, node));
+        n = next;
+    }
+}
+
+size_t fut__task_arg_len(const fut_future *f)
+{
+    if (!fut__future_flag(f, FUT_FLAG_ARG_COPIED))
+        return 0;
+    return *(const size_t *)((const char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
 }
 
 /* Releases what the future's user kept in it. */
@@ -90,8 +102,8 @@ static void release_part(fut_future *f)
 {
     switch (f->part_kind) {
     case FUT_PART_TASK:
-        if (f->part.task.arg_copied)
-            free(f->part.task.arg);
+        if (fut__future_flag(f, FUT_FLAG_ARG_COPIED))
+            free((char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
         break;
     case FUT_PART_LOOP:
         fut_future_unref(f->part.loop.source);
@@ -106,13 +118,15 @@ void fut_future_unref(fut_future *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free_callbacks(&f->callbacks);  /* a future freed before it was done */
-    free(f->message);
-    if (f->result_is_bytes)
+    free_callbacks(f->callbacks);  /* a future freed before it was done */
+    if (f->exception)
+        free(f->message);
+    else if (fut__future_flag(f, FUT_FLAG_RESULT_IS_BYTES))
         fut_bytes_free(f->result);
+    const struct fut_callback_dispatcher *dispatcher = fut__future_dispatcher(f);
     release_part(f);
-    if (f->dispatcher && f->dispatcher->release)
-        f->dispatcher->release(f->dispatcher->context);
+    if (dispatcher && dispatcher->release)
+        dispatcher->release(dispatcher->context);
     fut__future_cache_put(f);
 }
 
@@ -122,8 +136,9 @@ static void run_callbacks(fut_future *f, struct fut_list callbacks)
 {
     if (fut_list_empty(&callbacks))
         return;
-    if (f->dispatcher) {
-        f->dispatcher->dispatch(f->dispatcher->context, f, callbacks);
+    const struct fut_callback_dispatcher *dispatcher = fut__future_dispatcher(f);
+    if (dispatcher) {
+        dispatcher->dispatch(dispatcher->context, f, callbacks);
         return;
     }
     struct fut_list_node *n, *next;
@@ -149,7 +164,14 @@ static void complete_locked(fut_future *f, int state)
         fut__waiter_notify(link, raised);
     }
     f->waiters = NULL;
-    struct fut_list callbacks = fut_list_take(&f->callbacks);
+    /* the stack holds them newest first: reversed, they run in the order they came */
+    struct fut_list callbacks = { NULL, f->callbacks };
+    for (struct fut_list_node *n = f->callbacks, *next; n; n = next) {
+        next = n->next;
+        n->next = callbacks.head;
+        callbacks.head = n;
+    }
+    f->callbacks = NULL;
     future_unlock(f);
     run_callbacks(f, callbacks);
 }
@@ -170,7 +192,7 @@ bool fut_cancel(fut_future *f)
 bool fut__future_cancel(fut_future *f)
 {
     future_lock(f);
-    int state = FUT_STATE_PENDING;
+    uint8_t state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
         struct fut_executor_counters *counters = fut__task_counters(f);
         if (counters)
@@ -186,7 +208,7 @@ int fut_set_running_or_notify_cancel(fut_future *f)
 {
     if (!f)
         return FUT_EINVAL;
-    int state = FUT_STATE_PENDING;
+    uint8_t state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
         struct fut_executor_counters *counters = fut__task_counters(f);
         if (counters)
@@ -196,8 +218,8 @@ int fut_set_running_or_notify_cancel(fut_future *f)
     if (state != FUT_STATE_CANCELLED)
         return FUT_ESTATE;
     future_lock(f);
-    int rc = f->cancel_notified ? FUT_ESTATE : 0;
-    f->cancel_notified = true;  /* waiters were already woken by fut_cancel */
+    int rc = fut__future_flag(f, FUT_FLAG_CANCEL_NOTIFIED) ? FUT_ESTATE : 0;
+    fut__future_set_flag(f, FUT_FLAG_CANCEL_NOTIFIED);  /* waiters were already woken by fut_cancel */
     future_unlock(f);
     return rc;
 }
@@ -218,7 +240,8 @@ int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int co
         f->message = message;
     } else {
         f->result = result;
-        f->result_is_bytes = result_is_bytes;
+        if (result_is_bytes)
+            fut__future_set_flag(f, FUT_FLAG_RESULT_IS_BYTES);
     }
     struct fut_executor_counters *counters = fut__task_counters(f);
     if (counters) {
@@ -333,7 +356,8 @@ int fut__future_add_callback(fut_future *f, fut_done_fn cb, void *arg, bool inli
     *node = (struct fut_callback_node){ .fn = cb, .arg = arg, .inline_always = inline_always };
     future_lock(f);
     if (!fut__state_is_done(fut__future_state(f))) {
-        fut_list_push_back(&f->callbacks, &node->node);
+        node->node.next = f->callbacks;
+        f->callbacks = &node->node;
         future_unlock(f);
         return 0;
     }

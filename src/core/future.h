@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "core/fork.h"
 #include "core/list.h"
@@ -42,19 +43,20 @@ struct fut_callback_dispatcher {
     void *context;
 };
 
+/* A fut_submit_copy copy: FUT_ARG_COPY_HEADER bytes (its length, a size_t) in front of
+ * the bytes the task sees, which keep malloc's alignment. */
+#define FUT_ARG_COPY_HEADER 16
+
 /* What an executor keeps in a future it queues: the future is the queue node, so a
- * submit allocates nothing else. */
+ * submit allocates nothing else. A fut_submit_copy argument is a private copy, freed with
+ * the future; its length sits in front of it (fut__task_arg_len). */
 struct fut_task_part {
     struct fut_list_node node;     /* the executor's queue */
     fut_fn fn;
-    void *arg;                     /* the value, or the private copy when arg_copied */
-    size_t arg_len;                /* bytes of the copy */
-    bool arg_copied;               /* fut_submit_copy: arg is ours, freed with the future */
-    bool requeued;                 /* process pools: handed to a worker that died before
-                                    * starting it, so RUNNING already: goes to the next one */
+    void *arg;                     /* the value, or the private copy (FUT_FLAG_ARG_COPIED) */
+    struct fut_executor_counters *counters;  /* the executor's totals; NULL: not counted */
     uint32_t items;                /* fut_executor_get_stats: tasks this future stands for
                                     * (a fut_map chunk: its items) */
-    struct fut_executor_counters *counters;  /* the executor's totals; NULL: not counted */
 };
 
 /* What the event loop keeps in its futures. */
@@ -63,17 +65,17 @@ struct fut_loop_part {
      * bytes result both expose): one reference, released when this future is freed. */
     fut_future *source;
     void *state;                   /* a sleep's or a gather's state, freed with the future */
+    /* where its done callbacks run: the loop (see struct fut_callback_dispatcher) */
+    const struct fut_callback_dispatcher *dispatcher;
     /* Optional (coroutine tasks): fut_cancel calls it in place of cancelling and returns
      * what it returns. Set before the future is shared, never changed; called in any
      * thread, with no lock held. The hook cancels for real with fut__future_cancel. */
     bool (*cancel)(fut_future *f);
 };
 
-/* The future cache's links between dead futures (future_cache.c). */
+/* The allocator's link between free futures (future_cache.c). */
 struct fut_cache_part {
-    fut_future *next;              /* the next future of the chain */
-    fut_future *next_chain;        /* chain heads: the next chain of the depot */
-    size_t length;                 /* chain heads: futures in this chain */
+    fut_future *next;
 };
 
 enum fut_part_kind {
@@ -82,23 +84,43 @@ enum fut_part_kind {
     FUT_PART_LOOP,                 /* a loop future */
 };
 
+/* Bits of fut_future.flags. Each is set once, by an atomic or, so that bits set by
+ * different threads (a process pool's dispatcher, a completing thread) never race. */
+enum {
+    FUT_FLAG_CANCEL_NOTIFIED = 1,  /* set_running_or_notify_cancel saw the cancel */
+    FUT_FLAG_RESULT_IS_BYTES = 2,  /* result is a fut_bytes buffer the future owns */
+    FUT_FLAG_ARG_COPIED = 4,       /* task part: arg is our copy (fut_submit_copy) */
+    FUT_FLAG_REQUEUED = 8,         /* task part, process pools: handed to a worker that died
+                                    * before starting it, so RUNNING already: goes to the
+                                    * next one */
+};
+
+/*
+ * 80 bytes, carved from slabs without an allocator header (see future_cache.c): a batch
+ * of a million futures is 80 MB of memory touched for the first time, which costs more
+ * than the tasks, so every byte counts. (The core is 40 bytes; the task part's statistics
+ * fields took it from 64 to 80.) What only some futures need lives out of line:
+ * an exception's message shares the result's word, done callbacks are one pointer to a
+ * stack of nodes, a loop future's dispatcher lives in its loop part.
+ */
 struct fut_future {
     /* the core: state, outcome, callbacks, waiters */
     atomic_uint refs;
-    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
-     * without it (atomic load). */
-    _Atomic int state;
     atomic_int lock;               /* see future.c: a 4-byte lock, not a pthread_mutex_t */
     int exception;                 /* 0: none */
+    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
+     * without it (atomic load). */
+    _Atomic uint8_t state;
     uint8_t part_kind;             /* enum fut_part_kind: which member of `part` is live */
-    bool cancel_notified;          /* set_running_or_notify_cancel saw the cancel */
-    bool result_is_bytes;          /* result is a fut_bytes buffer the future owns */
+    _Atomic uint8_t flags;         /* FUT_FLAG_* */
     uint8_t fork_generation;       /* low bits of core/fork.h's generation it was made in */
-    void *result;
-    char *message;
-    struct fut_list callbacks;     /* of struct fut_callback_node */
+    union {
+        void *result;              /* exception == 0 */
+        char *message;             /* exception != 0: the message, or NULL */
+    };
+    /* of struct fut_callback_node, newest first (complete_locked restores their order) */
+    struct fut_list_node *callbacks;
     struct fut_waiter_link *waiters;
-    const struct fut_callback_dispatcher *dispatcher;
 
     /* what its user keeps in it */
     union {
@@ -107,6 +129,30 @@ struct fut_future {
         struct fut_cache_part cache;
     } part;
 };
+
+static inline bool fut__future_flag(const fut_future *f, unsigned flag)
+{
+    return atomic_load_explicit(&((fut_future *)f)->flags, memory_order_relaxed) & flag;
+}
+
+static inline void fut__future_set_flag(fut_future *f, unsigned flag)
+{
+    atomic_fetch_or_explicit(&f->flags, (uint8_t)flag, memory_order_relaxed);
+}
+
+static inline void fut__future_clear_flag(fut_future *f, unsigned flag)
+{
+    atomic_fetch_and_explicit(&f->flags, (uint8_t)~flag, memory_order_relaxed);
+}
+
+/* The length of a task's private argument copy; 0 when its arg is a plain value. */
+size_t fut__task_arg_len(const fut_future *f);
+
+/* The loop's dispatcher of a loop future; NULL for any other (callbacks run inline). */
+static inline const struct fut_callback_dispatcher *fut__future_dispatcher(const fut_future *f)
+{
+    return f->part_kind == FUT_PART_LOOP ? f->part.loop.dispatcher : NULL;
+}
 
 /* The future whose task part is `node` (an executor's queue entry). */
 static inline fut_future *fut__task_of(struct fut_list_node *node)
@@ -118,9 +164,6 @@ fut_future *fut__future_alloc(void);
 
 /* A task's outcome, stored by whoever ran it. Take ownership of message and of a bytes result. */
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message);
-
-/* fut_cancel without the loop part's cancel hook: what the hook calls to cancel. */
-bool fut__future_cancel(fut_future *f);
 
 /* Waiters (waiter.c) hook into futures through these, under f->lock. */
 bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link);
@@ -141,6 +184,9 @@ static inline bool fut__state_is_done(int state)
 {
     return state == FUT_STATE_CANCELLED || state == FUT_STATE_FINISHED;
 }
+
+/* fut_cancel without the loop part's cancel hook: what the hook calls to cancel. */
+bool fut__future_cancel(fut_future *f);
 
 /* A pending task or loop future inherited through a fork: nothing in this process will
  * ever complete it (its executor's threads or its loop stayed in the parent), so waiting

@@ -1,104 +1,307 @@
 /*
- * Future recycling: a per-thread cache in front of a shared depot of chains, in the
- * manner of Bonwick's magazines. A thread trades whole chains of CHAIN futures with the
- * depot, so the depot lock is taken once per CHAIN allocations, not per task.
+ * The futures' allocator: slabs carved into futures, behind a small cache per thread.
  *
- * Why not plain malloc: a batch of a million tasks allocates a million futures, which
- * glibc serves from fresh pages and, once they are freed, trims from the heap again; the
- * page faults of the next batch then cost more than the tasks. The depot keeps up to
- * DEPOT_MAX chains for reuse and is trimmed to DEPOT_KEEP when an executor is freed.
+ * Why not malloc: a batch of a million tasks keeps a million futures alive until it is
+ * waited on. Every byte of them is memory touched for the first time, and on a virtual
+ * machine a page fault costs more than the task: what a cold batch pays is, first of all,
+ * its futures' size. malloc adds a 16-byte header to each 64-byte future and, once the
+ * batch is freed, keeps its pages (the heap's top is trimmed, its middle is not).
  *
- * Inside the cache a dead future's cache part links a chain; a chain's head also links the
- * next chain of the depot and records its own length (a thread that exits hands over a
- * last chain shorter than CHAIN).
+ * A slab is SLAB_SIZE bytes aligned to its size, so a future finds its slab by masking its
+ * address; slabs are cut from larger arenas (see slab_map_locked). Slot 0 is the slab's header; the others are futures,
+ * with no header of their own. A slab counts the slots it has handed out (`used`, which
+ * includes those sitting in a thread's cache); when the count drops to 0 the slab is
+ * empty, kept for the next batch (at most EMPTY_MAX of them: a warm batch touches no new
+ * memory) and unmapped by fut__future_cache_trim, which executors call when they are
+ * freed or go idle.
+ *
+ * A thread takes and returns futures CHAIN at a time, so the heap lock is taken once per
+ * CHAIN allocations (Bonwick's magazines): its cache holds a chain of freed futures, a
+ * spare full chain, and a run of never-used slots carved from a slab, which it hands out
+ * in address order without touching them first. When the thread exits, its cache goes
+ * back to the slabs.
+ *
+ * Futures never move: users hold pointers to them.
+ *
+ * Under AddressSanitizer and ThreadSanitizer (at build time) and valgrind (at run time)
+ * every future is malloc'd and freed, so that they see every use after free and leak.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/future_cache.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CACHING 0            /* let the sanitizers see every free and every reuse */
+#define SLABS 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define CACHING 0
+#define SLABS 0
 #endif
 #endif
-#ifndef CACHING
-#define CACHING 1
+#ifndef SLABS
+#define SLABS 1
 #endif
 
+#if SLABS && defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() RUNNING_ON_VALGRIND
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() 0
+#endif
+
+#define SLAB_SIZE ((size_t)256 * 1024)
+#define ARENA_SIZE ((size_t)2 * 1024 * 1024)   /* slabs are cut from arenas: a huge page */
+#define SLOT_SIZE sizeof(fut_future)
+#define SLAB_SLOTS ((unsigned)(SLAB_SIZE / SLOT_SIZE))
 #define CHAIN 256
-#define DEPOT_MAX 4096       /* chains: about a million futures */
-#define DEPOT_KEEP 16
+#define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1M futures */
+#define EMPTY_KEEP 4         /* kept through a trim: 1 MB */
 
+enum slab_list { ON_NO_LIST, ON_PARTIAL, ON_EMPTY };
+
+struct slab {
+    struct slab *prev, *next;          /* in `partial` or `empty`, per `list` */
+    fut_future *free;                  /* slots given back, linked by their cache part */
+    unsigned used;                     /* slots handed out and not given back */
+    unsigned carved;                   /* slots [0, carved) were handed out once */
+    enum slab_list list;
+};
+
+_Static_assert(sizeof(struct slab) <= sizeof(fut_future), "a slab's header is one slot");
+
+/* A thread's futures: `chain` (count of them) then `spare` (CHAIN or none), then the
+ * untouched slots [carve, carve_end). */
 struct thread_cache {
-    fut_future *head;        /* up to 2 * CHAIN futures */
+    fut_future *chain;
     unsigned count;
-    bool armed;              /* thread_exit will run when this thread exits */
+    fut_future *spare;
+    char *carve, *carve_end;
+    bool armed;                        /* thread_exit will run when this thread exits */
 };
 
 static _Thread_local struct thread_cache cache;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
-static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
-static fut_future *depot;    /* chains of at most CHAIN futures */
-static size_t depot_chains;
+/* The heap, under heap_lock. `partial`: slabs in use with a slot to give (free or never
+ * carved), newest first. `empty`: slabs with no slot out, for the next batch. */
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slab *partial;
+static struct slab *empty;
+static unsigned n_empty;
+static unsigned n_live;                /* slabs with a slot out */
+static char *arena_next, *arena_end;   /* the slabs not yet cut from the last arena */
+static unsigned n_arenas;
 
-static void free_chain(fut_future *chain)
+static atomic_int use_malloc = -1;     /* -1: not decided yet */
+
+
+/* ---- slabs --------------------------------------------------------------------------- */
+
+static struct slab *slab_of(fut_future *f)
 {
-    while (chain) {
-        fut_future *next = chain->part.cache.next;
-        free(chain);
-        chain = next;
+    return (struct slab *)((uintptr_t)f & ~(uintptr_t)(SLAB_SIZE - 1));
+}
+
+static fut_future *slot(struct slab *s, unsigned i)
+{
+    return (fut_future *)((char *)s + (size_t)i * SLOT_SIZE);
+}
+
+/* ARENA_SIZE bytes aligned to their size: twice that is mapped, the ends go back. */
+static char *arena_map(void)
+{
+    char *p = mmap(NULL, 2 * ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *start = (char *)(((uintptr_t)p + ARENA_SIZE - 1) & ~(uintptr_t)(ARENA_SIZE - 1));
+    if (start > p)
+        munmap(p, (size_t)(start - p));
+    if (start + ARENA_SIZE < p + 2 * ARENA_SIZE)
+        munmap(start + ARENA_SIZE, (size_t)(p + 2 * ARENA_SIZE - (start + ARENA_SIZE)));
+    return start;
+}
+
+/*
+ * A new slab, from the arena being cut. Arenas after the first ask for transparent huge
+ * pages: on a virtual machine, memory touched for the first time costs a fault in the
+ * host too, and one 2 MiB fault costs far less than 512 small ones (the first arena is
+ * left alone, so that a program with few futures keeps a small footprint). Each slab
+ * goes back on its own (munmap splits a huge page).
+ */
+static struct slab *slab_map_locked(void)
+{
+    if (arena_next == arena_end) {
+        if (!(arena_next = arena_map())) {
+            arena_end = NULL;
+            return NULL;
+        }
+        arena_end = arena_next + ARENA_SIZE;
+#ifdef MADV_HUGEPAGE
+        if (n_arenas > 0)
+            madvise(arena_next, ARENA_SIZE, MADV_HUGEPAGE);  /* advice: failure is fine */
+#endif
+        n_arenas++;
+    }
+    struct slab *s = (struct slab *)arena_next;
+    arena_next += SLAB_SIZE;
+    return s;
+}
+
+static void list_push(struct slab **list, struct slab *s, enum slab_list which)
+{
+    s->prev = NULL;
+    s->next = *list;
+    if (*list)
+        (*list)->prev = s;
+    *list = s;
+    s->list = which;
+}
+
+static void list_remove(struct slab *s)
+{
+    struct slab **list = s->list == ON_PARTIAL ? &partial : &empty;
+    if (s->list == ON_NO_LIST)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *list = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (s->list == ON_EMPTY)
+        n_empty--;
+    s->list = ON_NO_LIST;
+}
+
+static bool slab_has_room(const struct slab *s)
+{
+    return s->free || s->carved < SLAB_SLOTS;
+}
+
+/* A slab to take slots from: a partial one, else an empty one, else a new one. */
+static struct slab *slab_with_room_locked(void)
+{
+    if (partial)
+        return partial;
+    struct slab *s = empty;
+    if (s) {
+        list_remove(s);
+    } else {
+        if (!(s = slab_map_locked()))
+            return NULL;
+        s->carved = 1;  /* slot 0 is the header */
+    }
+    n_live++;
+    list_push(&partial, s, ON_PARTIAL);
+    return s;
+}
+
+/* f's slot is free again. Returns the slab if it became empty and is to be unmapped: an
+ * empty slab is kept for the next batch, unless EMPTY_MAX are kept already. */
+static struct slab *give_back_locked(fut_future *f)
+{
+    struct slab *s = slab_of(f);
+    f->part.cache.next = s->free;
+    s->free = f;
+    if (--s->used > 0) {
+        if (s->list == ON_NO_LIST)
+            list_push(&partial, s, ON_PARTIAL);
+        return NULL;
+    }
+    /* empty: its slots are carved afresh, in address order */
+    list_remove(s);
+    n_live--;
+    s->free = NULL;
+    s->carved = 1;
+    if (n_empty >= EMPTY_MAX)
+        return s;
+    list_push(&empty, s, ON_EMPTY);
+    n_empty++;
+    return NULL;
+}
+
+/* Gives back a chain of futures (and `n_carved` untouched slots from `carve`). */
+static void give_back(fut_future *chain, char *carve, unsigned n_carved)
+{
+    struct slab *unmap = NULL;
+    pthread_mutex_lock(&heap_lock);
+    for (fut_future *f = chain, *next; f; f = next) {
+        next = f->part.cache.next;
+        struct slab *s = give_back_locked(f);
+        if (s) {
+            s->next = unmap;
+            unmap = s;
+        }
+    }
+    for (unsigned i = 0; i < n_carved; i++) {
+        struct slab *s = give_back_locked((fut_future *)(carve + (size_t)i * SLOT_SIZE));
+        if (s) {
+            s->next = unmap;
+            unmap = s;
+        }
+    }
+    pthread_mutex_unlock(&heap_lock);
+    while (unmap) {
+        struct slab *next = unmap->next;
+        munmap(unmap, SLAB_SIZE);
+        unmap = next;
     }
 }
 
-static void depot_push(fut_future *chain, unsigned length)
+/* Fills the calling thread's empty cache: a chain of given-back slots if a slab has
+ * some, else a run of untouched ones. False when no memory is left. */
+static bool refill(void)
 {
-    chain->part.cache.length = length;
-    pthread_mutex_lock(&depot_lock);
-    bool kept = depot_chains < DEPOT_MAX;
-    if (kept) {
-        chain->part.cache.next_chain = depot;
-        depot = chain;
-        depot_chains++;
+    pthread_mutex_lock(&heap_lock);
+    struct slab *s = slab_with_room_locked();
+    if (!s) {
+        pthread_mutex_unlock(&heap_lock);
+        return false;
     }
-    pthread_mutex_unlock(&depot_lock);
-    if (!kept)
-        free_chain(chain);
+    if (s->free) {
+        fut_future *head = s->free, *last = head;
+        unsigned n = 1;
+        for (; n < CHAIN && last->part.cache.next; n++)
+            last = last->part.cache.next;
+        s->free = last->part.cache.next;
+        last->part.cache.next = NULL;
+        s->used += n;
+        cache.chain = head;
+        cache.count = n;
+    } else {
+        unsigned n = SLAB_SLOTS - s->carved < CHAIN ? SLAB_SLOTS - s->carved : CHAIN;
+        cache.carve = (char *)slot(s, s->carved);
+        cache.carve_end = cache.carve + (size_t)n * SLOT_SIZE;
+        s->carved += n;
+        s->used += n;
+    }
+    if (!slab_has_room(s))
+        list_remove(s);
+    pthread_mutex_unlock(&heap_lock);
+    return true;
 }
 
-static fut_future *depot_pop(void)
-{
-    pthread_mutex_lock(&depot_lock);
-    fut_future *chain = depot;
-    if (chain) {
-        depot = chain->part.cache.next_chain;
-        depot_chains--;
-    }
-    pthread_mutex_unlock(&depot_lock);
-    return chain;
-}
+/* ---- the thread's cache ------------------------------------------------------------ */
 
-/* A thread's cache outlives nothing: when the thread exits its futures go to the depot. */
+/* A thread's cache outlives nothing: when the thread exits its futures go back. */
 static void thread_exit(void *unused)
 {
     (void)unused;
-    fut_future *chain = cache.head;
-    cache.head = NULL;
-    cache.count = 0;
-    cache.armed = false;  /* a future freed by a later destructor arms it again */
-    while (chain) {
-        fut_future *rest = chain;
-        unsigned length = 1;
-        for (; length < CHAIN && rest->part.cache.next; length++)
-            rest = rest->part.cache.next;
-        fut_future *next_chain = rest->part.cache.next;
-        rest->part.cache.next = NULL;
-        depot_push(chain, length);
-        chain = next_chain;
-    }
+    struct thread_cache c = cache;
+    cache = (struct thread_cache){ 0 };  /* not armed: a later free arms it again */
+    give_back(c.chain, c.carve, (unsigned)((c.carve_end - c.carve) / (ptrdiff_t)SLOT_SIZE));
+    give_back(c.spare, NULL, 0);
 }
 
 static void exit_key_create(void)
@@ -106,8 +309,7 @@ static void exit_key_create(void)
     pthread_key_create(&exit_key, thread_exit);
 }
 
-/* Whichever way the cache first fills (a chain from the depot, or a freed future), the
- * thread must hand it back when it exits. */
+/* Whichever way the cache first fills, the thread must hand it back when it exits. */
 static void arm_thread_exit(void)
 {
     if (cache.armed)
@@ -116,59 +318,87 @@ static void arm_thread_exit(void)
     cache.armed = pthread_setspecific(exit_key, &cache) == 0;
 }
 
+static bool slabs_off(void)
+{
+    if (!SLABS)
+        return true;
+    int off = atomic_load_explicit(&use_malloc, memory_order_relaxed);
+    if (__builtin_expect(off < 0, 0)) {
+        off = UNDER_VALGRIND() ? 1 : 0;  /* the same answer in every thread */
+        atomic_store_explicit(&use_malloc, off, memory_order_relaxed);
+    }
+    return off;
+}
+
 fut_future *fut__future_cache_get(void)
 {
-    if (!CACHING)
-        return NULL;
-    if (!cache.head) {
+    if (slabs_off())
+        return malloc(sizeof(fut_future));
+    for (;;) {
+        fut_future *f = cache.chain;
+        if (f) {
+            cache.chain = f->part.cache.next;
+            cache.count--;
+            return f;
+        }
+        if (cache.carve < cache.carve_end) {
+            f = (fut_future *)cache.carve;
+            cache.carve += SLOT_SIZE;
+            return f;
+        }
+        if (cache.spare) {
+            cache.chain = cache.spare;
+            cache.count = CHAIN;
+            cache.spare = NULL;
+            continue;
+        }
         arm_thread_exit();
-        cache.head = depot_pop();
-        if (!cache.head)
+        if (!refill())
             return NULL;
-        cache.count = (unsigned)cache.head->part.cache.length;
     }
-    fut_future *f = cache.head;
-    cache.head = f->part.cache.next;
-    cache.count--;
-    return f;
 }
 
 void fut__future_cache_put(fut_future *f)
 {
-    if (!CACHING) {
+    if (slabs_off()) {
         free(f);
         return;
     }
     arm_thread_exit();
-    f->part.cache.next = cache.head;
-    cache.head = f;
-    if (++cache.count < 2 * CHAIN)
+    f->part.cache.next = cache.chain;
+    cache.chain = f;
+    if (++cache.count < CHAIN)
         return;
-    /* full: keep the newest CHAIN, hand the older CHAIN to the depot */
-    fut_future *last_kept = cache.head;
-    for (unsigned i = 1; i < CHAIN; i++)
-        last_kept = last_kept->part.cache.next;
-    fut_future *chain = last_kept->part.cache.next;
-    last_kept->part.cache.next = NULL;
-    cache.count = CHAIN;
-    depot_push(chain, CHAIN);
+    /* a full chain: it becomes the spare, the spare goes back to the slabs */
+    fut_future *old = cache.spare;
+    cache.spare = cache.chain;
+    cache.chain = NULL;
+    cache.count = 0;
+    if (old)
+        give_back(old, NULL, 0);
 }
 
-void fut__future_cache_trim(void)
+bool fut__future_cache_trim(void)
 {
-    pthread_mutex_lock(&depot_lock);
-    fut_future *excess = NULL;
-    while (depot_chains > DEPOT_KEEP) {
-        fut_future *chain = depot;
-        depot = chain->part.cache.next_chain;
-        depot_chains--;
-        chain->part.cache.next_chain = excess;
-        excess = chain;
+    struct slab *unmap = NULL;
+    pthread_mutex_lock(&heap_lock);
+    while (n_empty > EMPTY_KEEP) {
+        struct slab *s = empty;
+        list_remove(s);
+        s->next = unmap;
+        unmap = s;
     }
-    pthread_mutex_unlock(&depot_lock);
-    while (excess) {
-        fut_future *next = excess->part.cache.next_chain;
-        free_chain(excess);
-        excess = next;
+    bool live = n_live > 0;
+    pthread_mutex_unlock(&heap_lock);
+    while (unmap) {
+        struct slab *next = unmap->next;
+        munmap(unmap, SLAB_SIZE);
+        unmap = next;
     }
+#ifdef __GLIBC__
+    /* What the batch malloc'd besides its futures (fut_wait's links, the caller's arrays)
+     * is free by now, but glibc returns only the top of a heap by itself. */
+    malloc_trim(0);
+#endif
+    return live;
 }

@@ -44,21 +44,30 @@ static int add_chunk(struct fut_slot_table *t)
 
 static uint32_t take_slot(struct fut_slot_table *t)
 {
+    uint32_t i;
+    struct fut_slot *s;
     if (t->free_head != FUT_SLOT_NONE) {
-        uint32_t i = t->free_head;
-        struct fut_slot *s = fut__slot(t, i);
+        i = t->free_head;
+        s = fut__slot(t, i);
         t->free_head = s->next_free;
-        s->gen = s->gen + 1 < GEN_LIMIT ? s->gen + 1 : 1;
-        return i;
+    } else if (t->reissue < t->used) {
+        i = t->reissue++;
+        s = fut__slot(t, i);
+    } else {
+        if (t->used == t->n_chunks * FUT_SLOT_CHUNK && add_chunk(t) != 0)
+            return FUT_SLOT_NONE;
+        fut__slot(t, t->used)->gen = 0;
+        i = t->used++;
+        t->reissue = t->used;
+        s = fut__slot(t, i);
     }
-    if (t->used == t->n_chunks * FUT_SLOT_CHUNK && add_chunk(t) != 0)
-        return FUT_SLOT_NONE;
-    fut__slot(t, t->used)->gen = 1;
-    return t->used++;
+    s->gen = s->gen + 1 < GEN_LIMIT ? s->gen + 1 : 1;
+    t->pending++;
+    return i;
 }
 
 uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
-                          enum fut_slot_state state, fut_handle *h)
+                          enum fut_slot_state state, bool owned, fut_handle *h)
 {
     uint32_t i = take_slot(t);
     if (i == FUT_SLOT_NONE)
@@ -67,7 +76,7 @@ uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
     s->cb = cb;
     s->arg = arg;
     s->state = (uint8_t)state;
-    s->owned = false;
+    s->owned = owned;
     *h = t->tag | (uint64_t)s->gen << 32 | i;
     return i;
 }
@@ -76,8 +85,11 @@ void fut__slots_free(struct fut_slot_table *t, uint32_t index)
 {
     struct fut_slot *s = fut__slot(t, index);
     s->state = FUT_SLOT_FREE;
-    s->cb = NULL;
-    s->arg = NULL;
+    if (--t->pending == 0) {
+        t->free_head = FUT_SLOT_NONE;  /* every slot is free: reissue them in order */
+        t->reissue = 0;
+        return;
+    }
     s->next_free = t->free_head;
     t->free_head = index;
 }

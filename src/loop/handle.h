@@ -29,14 +29,20 @@ enum fut_slot_state {
     FUT_SLOT_CANCELLED,            /* cancelled; still queued until the loop drops it */
 };
 
+/* 24 bytes: a million pending callbacks are 24 MB of memory touched, which costs more
+ * than running them. */
 struct fut_slot {
-    fut_callback cb;
-    void *arg;
+    union {
+        struct {                   /* pending (READY, TIMER, CANCELLED) */
+            fut_callback cb;
+            void *arg;
+        };
+        uint32_t next_free;        /* FREE: the free list */
+    };
     uint32_t gen;                  /* generation of the last handle issued from this slot */
     uint8_t state;                 /* enum fut_slot_state */
     bool owned;                    /* the library's own callback, whose argument owns
                                       something: fut_loop_free runs it rather than drop it */
-    uint32_t next_free;            /* FREE slots: the free list */
 };
 
 /* Slots live in fixed-size chunks that never move: growing the table copies nothing (a
@@ -49,6 +55,11 @@ struct fut_slot_table {
     uint32_t n_chunks, chunks_cap;
     uint32_t used;                 /* slots [0 .. used) have been issued at least once */
     uint32_t free_head;            /* LIFO free list: the slot freed last is warm in cache */
+    /* Once no slot is pending, slots [reissue .. used) are free outside the list and are
+     * issued again in order: a burst of callbacks then walks memory forwards, as the
+     * ready queue runs them, instead of chasing the list's links. */
+    uint32_t reissue;
+    uint32_t pending;              /* slots taken and not freed */
     uint64_t tag;                  /* 0 or 1ULL << 63, with the loop id */
 };
 
@@ -66,7 +77,7 @@ void fut__slots_destroy(struct fut_slot_table *t);
 /* Takes a slot in `state` for cb(arg); returns its index and sets *h, or FUT_SLOT_NONE
  * (out of memory). */
 uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
-                          enum fut_slot_state state, fut_handle *h);
+                          enum fut_slot_state state, bool owned, fut_handle *h);
 void fut__slots_free(struct fut_slot_table *t, uint32_t index);
 /* The slot a pending handle names: 0 and *index when it is READY or TIMER; FUT_ENOENT when
  * it was issued but is no longer pending, or by another loop; FUT_EINVAL when no loop

@@ -48,14 +48,12 @@ static void fail_handle(int err, fut_handle *h)
 static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
-    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, &h);
+    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, owned, &h);
     if (i == FUT_SLOT_NONE) {
         fail_handle(ENOMEM, &h);
     } else if (fut__ready_push(&loop->ready, i) != 0) {
         fut__slots_free(&loop->slots, i);
         fail_handle(ENOMEM, &h);
-    } else {
-        fut__slot(&loop->slots, i)->owned = owned;
     }
     return h;
 }
@@ -63,12 +61,11 @@ static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool own
 static fut_handle call_at(fut_loop *loop, double when, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
-    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_TIMER, &h);
+    uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_TIMER, owned, &h);
     if (i == FUT_SLOT_NONE) {
         fail_handle(ENOMEM, &h);
         return h;
     }
-    fut__slot(&loop->slots, i)->owned = owned;
     struct fut_timer t = { .when = when, .seq = loop->timer_seq++, .slot = i };
     if (fut__timer_heap_push(&loop->timers, t) != 0) {
         fut__slots_free(&loop->slots, i);
@@ -134,10 +131,9 @@ static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, bool owned, fu
         loop->inbox = v;
         loop->inbox_cap = cap;
     }
-    uint32_t i = fut__slots_alloc(&loop->ts_slots, cb, arg, FUT_SLOT_READY, h);
+    uint32_t i = fut__slots_alloc(&loop->ts_slots, cb, arg, FUT_SLOT_READY, owned, h);
     if (i == FUT_SLOT_NONE)
         return FUT_ENOMEM;
-    fut__slot(&loop->ts_slots, i)->owned = owned;
     loop->inbox[loop->inbox_n++] = i;
     atomic_store(&loop->inbox_count, loop->inbox_n);
     if (atomic_load(&loop->sleeping) || atomic_load(&loop->embedded))

@@ -24,7 +24,7 @@
 
 static struct fut_loop_core *core_of(fut_future *f)
 {
-    return f->dispatcher->context;
+    return f->part.loop.dispatcher->context;
 }
 
 /* The loop, when called on its thread while it runs; NULL elsewhere (once it is freed,
@@ -98,7 +98,7 @@ static fut_future *new_loop_future(struct fut_loop_core *core)
     if (!f)
         return NULL;
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
-    f->dispatcher = &core->dispatcher;
+    f->part.loop.dispatcher = &core->dispatcher;
     f->part_kind = FUT_PART_LOOP;
     return f;
 }
@@ -161,7 +161,7 @@ static void cancel_source(fut_future *dest, void *unused)
 
 fut_future *fut__loop_wrap(fut_loop *loop, fut_future *f)
 {
-    if (f->dispatcher == &loop->core->dispatcher)
+    if (fut__future_dispatcher(f) == &loop->core->dispatcher)
         return fut_future_ref(f);
     fut_future *dest = new_loop_future(loop->core);
     if (!dest)

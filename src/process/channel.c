@@ -82,15 +82,17 @@ void fut__channel_flush(struct process_pool *pool, struct pool_worker *w)
             if (w->n_sent >= w->n_slots)
                 break;
             uint64_t seq = w->seqs[w->n_sent];
-            const struct fut_task_part *task = &w->slots[w->n_sent++]->part.task;
+            const fut_future *f = w->slots[w->n_sent++];
+            const struct fut_task_part *task = &f->part.task;
+            bool copied = fut__future_flag(f, FUT_FLAG_ARG_COPIED);
             struct fut__wire_header h = {
                 .type = FUT_WIRE_TASK,
                 .seq = seq,
-                .len = task->arg_copied ? task->arg_len : 0,
+                .len = fut__task_arg_len(f),
                 .a = (uint64_t)(uintptr_t)task->fn,
                 .b = (uint64_t)(uintptr_t)task->arg,
             };
-            fut__wire_out_start(&w->out, &h, task->arg_copied ? task->arg : NULL);
+            fut__wire_out_start(&w->out, &h, copied ? task->arg : NULL);
         }
         int rc = fut__wire_out_flush(w->fd, &w->out);
         if (rc == 0)
@@ -304,7 +306,7 @@ void fut__channel_worker_exited(struct process_pool *pool, struct pool_worker *w
         if (i == 0 && w->head_started) {
             fut__pool_fail_future(f, FUT_EBROKEN, message);
         } else {
-            f->part.task.requeued = true;
+            fut__future_set_flag(f, FUT_FLAG_REQUEUED);
             requeue[n_requeue++] = f;
         }
     }

@@ -43,7 +43,7 @@ fut_future *fut__pool_queue_pop(struct process_pool *pool)
         pool->queue_left = pool->queue_len;
         pthread_mutex_unlock(&pool->lock);
         fut_future *f = node ? fut__task_of(node) : NULL;
-        if (!f || f->part.task.requeued || fut_set_running_or_notify_cancel(f) == 1)
+        if (!f || fut__future_flag(f, FUT_FLAG_REQUEUED) || fut_set_running_or_notify_cancel(f) == 1)
             return f;
         fut_future_unref(f);  /* cancelled while pending */
     }
@@ -53,7 +53,7 @@ void fut__pool_fail_future(fut_future *f, int code, const char *message)
 {
     if (!f)
         return;
-    if (!f->part.task.requeued && fut__future_state(f) == FUT_STATE_PENDING)
+    if (!fut__future_flag(f, FUT_FLAG_REQUEUED) && fut__future_state(f) == FUT_STATE_PENDING)
         fut_set_running_or_notify_cancel(f);
     fut_set_exception(f, code, message);
     fut_future_unref(f);
@@ -144,7 +144,7 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     struct fut_list_node *node, *next;
     fut_list_for_each_safe(node, next, &cancelled) {
         fut_future *f = fut__task_of(node);
-        if (f->part.task.requeued) {
+        if (fut__future_flag(f, FUT_FLAG_REQUEUED)) {
             /* handed to a worker once already: it is running, not pending */
             fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started");
         } else {

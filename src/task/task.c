@@ -59,7 +59,7 @@ struct fut_task *fut__task_here(void)
 
 static struct fut_loop_core *core_of(const struct fut_task *t)
 {
-    return t->future->dispatcher->context;
+    return fut__future_dispatcher(t->future)->context;
 }
 
 /* ---- announcing switches to the sanitizers ------------------------------------------ */
@@ -491,7 +491,7 @@ int fut_run(fut_fn main, void *arg, void **out)
     int rc = fut_result(f, 0, &result);
     if (rc == 0 && out) {
         *out = result;
-        f->result_is_bytes = false;  /* a bytes result passes to the caller */
+        fut__future_clear_flag(f, FUT_FLAG_RESULT_IS_BYTES);  /* a bytes result passes to the caller */
     }
     fut_future_unref(f);
     return rc;

@@ -10,8 +10,14 @@
  * Workers start on demand: a submit starts a thread only when the tasks waiting outnumber
  * the idle workers (Python's rule: reuse idle workers before starting new ones).
  *
+ * A worker parked for IDLE_TRIM_SECONDS gives the memory of freed futures back
+ * (fut__future_cache_trim): a second after a batch, an idle pool holds none. While
+ * futures are alive (and may be freed later) it trims again after twice the time, up to
+ * IDLE_TRIM_MAX_SECONDS, then sleeps until woken.
+ *
  * Lock order: shutdown_lock, then threads_lock; queue_lock and park_lock are leaves.
  */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,13 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/executor.h"
+#include "core/future_cache.h"
 #include "core/spin.h"
 #include "core/task_context.h"
 
 #define DEFAULT_PREFIX "futures"
 
 #define CACHE_LINE 64
+#define IDLE_TRIM_SECONDS 0.5  /* with the spin before parking, well within a second */
+#define IDLE_TRIM_MAX_SECONDS 8
 
 /* Fields are grouped by who writes them, one cache line per group, so that a submitter
  * and the workers do not invalidate each other's lines more than the hand-off needs. */
@@ -147,8 +157,20 @@ static void park(struct thread_pool *pool)
         pthread_mutex_unlock(&pool->park_lock);
         return;
     }
-    while (pool->wake_tokens == 0 && !atomic_load(&pool->closing))
-        pthread_cond_wait(&pool->park_cond, &pool->park_lock);
+    double trim_after = IDLE_TRIM_SECONDS;  /* 0: no more trims this idle spell */
+    while (pool->wake_tokens == 0 && !atomic_load(&pool->closing)) {
+        if (trim_after == 0) {
+            pthread_cond_wait(&pool->park_cond, &pool->park_lock);
+            continue;
+        }
+        struct fut_deadline idle = fut__deadline_after(trim_after);
+        if (pthread_cond_timedwait(&pool->park_cond, &pool->park_lock, &idle.at) == ETIMEDOUT) {
+            pthread_mutex_unlock(&pool->park_lock);
+            bool live = fut__future_cache_trim();
+            pthread_mutex_lock(&pool->park_lock);
+            trim_after = live && trim_after < IDLE_TRIM_MAX_SECONDS ? 2 * trim_after : 0;
+        }
+    }
     if (pool->wake_tokens > 0)
         pool->wake_tokens--;        /* the waker already took us off `parked` */
     else
@@ -504,7 +526,11 @@ fut_executor *fut_thread_pool_new(const fut_pool_options *opts)
         goto fail;
     pthread_mutex_init(&pool->queue_lock, NULL);
     pthread_mutex_init(&pool->park_lock, NULL);
-    pthread_cond_init(&pool->park_cond, NULL);
+    pthread_condattr_t monotonic;  /* park's idle deadline is a CLOCK_MONOTONIC one */
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->park_cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_mutex_init(&pool->threads_lock, NULL);
     pthread_mutex_init(&pool->shutdown_lock, NULL);
     return &pool->base;
