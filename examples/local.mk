@@ -35,3 +35,14 @@ examples_line_server_LDADD = libfutures.la
 noinst_PROGRAMS += examples/random_workers
 examples_random_workers_SOURCES = examples/random_workers.c
 examples_random_workers_LDADD = libfutures.la
+
+# The MPI executor's example: built when libfutures-mpi is (run by examples/mpi_smoke.sh
+# under mpirun -np 3; SKIP without MPI).
+EXTRA_DIST += examples/mpi_smoke.sh examples/mpi_batch.c
+TESTS += examples/mpi_smoke.sh
+if HAVE_MPI
+noinst_PROGRAMS += examples/mpi_batch
+examples_mpi_batch_SOURCES = examples/mpi_batch.c
+examples_mpi_batch_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
+examples_mpi_batch_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS)
+endif

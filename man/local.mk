@@ -66,3 +66,10 @@ dist_man_MANS += \
 
 # process pool (issue 3)
 dist_man_MANS += man/man3/fut_process_pool_new.3
+
+# The MPI executor (libfutures-mpi): installed with it, shipped always.
+if HAVE_MPI
+dist_man_MANS += man/man3/fut_mpi_pool_new.3 man/man3/fut_mpi_last_error.3
+else
+EXTRA_DIST += man/man3/fut_mpi_pool_new.3 man/man3/fut_mpi_last_error.3
+endif
