@@ -505,7 +505,9 @@ static bool progress(struct mpi_pool *pool, bool stopping)
         happened |= start_send(pool, i, stopping);
     if (pool->mpi_failed)
         return true;
-    int rc = MPI_Testsome(n, pool->send_reqs, &count, pool->indices, MPI_STATUSES_IGNORE);
+    /* a real status array: MPICH declares the parameter with an access attribute that
+     * MPI_STATUSES_IGNORE trips in gcc */
+    int rc = MPI_Testsome(n, pool->send_reqs, &count, pool->indices, pool->statuses);
     if (rc != MPI_SUCCESS) {
         mpi_failure(pool, rc, "MPI_Testsome");
         return true;
