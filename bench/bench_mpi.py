@@ -93,6 +93,15 @@ MEASURES = [
 ]
 
 
+def peer_python():
+    """An interpreter that imports mpi4py: this one, else the system's (python3-mpi4py)."""
+    for candidate in (os.environ.get("BENCH_MPI_PYTHON"), sys.executable, "/usr/bin/python3"):
+        if candidate and subprocess.run([candidate, "-c", "import mpi4py.futures"],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
 def fmt(values):
     if not values:
         return "n/a"
@@ -115,12 +124,15 @@ def main():
     base = [mpirun] + mpirun_flags(mpirun)
     extra = ["--quick"] if quick else []
     c_cold, c_warm = series(base + [binary] + extra, env, runs)
-    try:
-        import mpi4py  # noqa: F401
-        p_cold, p_warm = series(base + [sys.executable, os.path.abspath(__file__), "--peer"] + extra, env, runs)
-    except (ImportError, RuntimeError) as e:
-        sys.stderr.write("mpi4py peer skipped: %s\n" % e)
-        p_cold, p_warm = {}, []
+    python = peer_python()
+    p_cold, p_warm = {}, []
+    if python is None:
+        sys.stderr.write("mpi4py peer skipped: no interpreter here imports mpi4py\n")
+    else:
+        try:
+            p_cold, p_warm = series(base + [python, os.path.abspath(__file__), "--peer"] + extra, env, runs)
+        except RuntimeError as e:
+            sys.stderr.write("mpi4py peer skipped: %s\n" % e)
     print("MPI executor, mpirun -np 3 (root + 2 worker ranks), %d runs each, fresh jobs" % runs)
     print("warm runs: min / median / max; cold = the first run\n")
     print("%-18s %-9s %-30s %-30s %-10s %s" % ("measure", "unit", "libfutures-mpi", "mpi4py.futures",

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,21 @@ static void *hello_bytes(void *arg)
     char text[64];
     int n = snprintf(text, sizeof text, "item %ld", (long)I(arg));
     return fut_bytes_dup(text, (size_t)n + 1);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The CPU time this worker rank has used, in microseconds. */
+static void *rank_cpu(void *arg)
+{
+    (void)arg;
+    return P((intptr_t)(cpu_seconds() * 1e6));
 }
 
 static void *crash(void *arg)
@@ -474,6 +490,29 @@ static void clamped(fut_executor *ex)
     fut_future_unref(f);
 }
 
+/* An idle executor costs no CPU: the root's progress thread sleeps on a condition
+ * variable, an idle worker rank polls with a backoff up to 1 ms. Spinning would use about
+ * the whole second on a quiet machine; the bound is a twentieth of it. */
+static void idle_cpu(fut_executor *ex)
+{
+    void *v = NULL;
+    fut_future *f = fut_submit(ex, rank_cpu, NULL);
+    CHECK(f && fut_result(f, FUT_FOREVER, &v) == 0);
+    fut_future_unref(f);
+    double worker_before = (double)I(v) / 1e6, root_before = cpu_seconds();
+    struct timespec second = { 1, 0 };
+    nanosleep(&second, NULL);
+    double root_used = cpu_seconds() - root_before;
+    f = fut_submit(ex, rank_cpu, NULL);
+    CHECK(f && fut_result(f, FUT_FOREVER, &v) == 0);
+    fut_future_unref(f);
+    double worker_used = (double)I(v) / 1e6 - worker_before;
+    if (root_used >= 0.05 || worker_used >= 0.05)
+        fprintf(stderr, "idle for 1 s: root used %.3f s of CPU, the worker rank %.3f s\n", root_used, worker_used);
+    CHECK(root_used < 0.05);
+    CHECK(worker_used < 0.05);
+}
+
 struct scenario {
     const char *name;
     void (*run)(fut_executor *ex);
@@ -495,6 +534,7 @@ static const struct scenario scenarios[] = {
     { "initializer_fails", broken_by_initializer, { .initializer = failing_initializer }, false },
     { "initializer_once", initializer_once, { .initializer = counting_initializer }, false },
     { "max_workers_clamped", clamped, { .max_workers = 64 }, false },
+    { "idle_cpu", idle_cpu, { .max_workers = 1 }, false },
 };
 
 int main(void)
