@@ -10,7 +10,12 @@ if [ -n "$FUT_SANITIZERS" ] && echo "$FUT_SANITIZERS" | grep -q thread; then
     echo "SKIP: MPI libraries are not ThreadSanitizer-clean (see tests/test_mpi.sh)"
     exit 77
 fi
-[ -n "$FUT_SANITIZERS" ] && export LSAN_OPTIONS="suppressions=${srcdir:-.}/tests/mpi.supp:print_suppressions=0"
+if [ -n "$FUT_SANITIZERS" ]; then
+    # as in tests/test_mpi.sh: name MPI's own allocations, suppress them
+    export LSAN_OPTIONS="suppressions=${srcdir:-.}/tests/mpi.supp:print_suppressions=0"
+    export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export OMPI_MCA_mca_base_component_disable_dlclose=1
+fi
 flags="-np 3"
 if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
     flags="$flags --oversubscribe"

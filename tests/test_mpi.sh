@@ -18,8 +18,13 @@ fi
 if [ -n "$FUT_SANITIZERS" ]; then
     # MPI's own allocations at initialisation are never freed (by design of Open MPI and
     # MPICH): suppress leaks inside the MPI libraries, keep every other report.
+    # Their frames have no frame pointers and Open MPI unloads its components at
+    # finalisation: slow unwinding and components kept loaded give every MPI allocation a
+    # stack that the suppressions can name.
     LSAN_OPTIONS="suppressions=${srcdir:-.}/tests/mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-    export LSAN_OPTIONS
+    ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    OMPI_MCA_mca_base_component_disable_dlclose=1
+    export LSAN_OPTIONS ASAN_OPTIONS OMPI_MCA_mca_base_component_disable_dlclose
 fi
 flags="-np 4"
 if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
