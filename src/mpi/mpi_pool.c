@@ -56,11 +56,12 @@ int fut__mpi_wait(MPI_Request *request, MPI_Status *status)
         int rc = MPI_Test(request, &done, status);
         if (rc != MPI_SUCCESS || done)
             return rc;
-        if (fut__mpi_now() - start < FUT_MPI_SPIN_SECONDS)
+        double quiet = fut__mpi_now() - start;
+        if (quiet < FUT_MPI_SPIN_SECONDS)
             continue;
         struct timespec ts = { 0, (long)(backoff * 1e9) };
         nanosleep(&ts, NULL);
-        backoff = backoff * 2 < FUT_MPI_BACKOFF_MAX ? backoff * 2 : FUT_MPI_BACKOFF_MAX;
+        backoff = fut__mpi_backoff_next(backoff, quiet);
     }
 }
 

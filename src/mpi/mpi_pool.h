@@ -30,10 +30,21 @@ void fut__mpi_live_remove(fut_executor *ex);
 double fut__mpi_now(void);
 
 /* Waiting for a request without burning a core: spins a little, then sleeps with an
- * exponential backoff up to FUT_MPI_BACKOFF_MAX seconds. */
+ * exponential backoff up to FUT_MPI_BACKOFF_MAX seconds, and up to FUT_MPI_BACKOFF_IDLE
+ * once nothing has happened for FUT_MPI_IDLE_AFTER seconds (an idle rank then wakes a
+ * hundred times a second; the first task after a long pause waits up to 10 ms). */
 #define FUT_MPI_SPIN_SECONDS 100e-6
 #define FUT_MPI_BACKOFF_MIN 10e-6
 #define FUT_MPI_BACKOFF_MAX 1e-3
+#define FUT_MPI_BACKOFF_IDLE 10e-3
+#define FUT_MPI_IDLE_AFTER 50e-3
+
+/* The next sleep of a backoff that slept `backoff` and began `quiet` seconds ago. */
+static inline double fut__mpi_backoff_next(double backoff, double quiet)
+{
+    double cap = quiet > FUT_MPI_IDLE_AFTER ? FUT_MPI_BACKOFF_IDLE : FUT_MPI_BACKOFF_MAX;
+    return backoff * 2 < cap ? backoff * 2 : cap;
+}
 
 /* Completes *request (MPI_Test with backoff). MPI's own return code. */
 int fut__mpi_wait(MPI_Request *request, MPI_Status *status);

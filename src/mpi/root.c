@@ -16,8 +16,8 @@
  * Sleeping: with no MPI work outstanding (no task on a rank, no send, every rank ready) the
  * progress thread waits on `wake` without a timeout, so an idle executor costs no CPU.
  * While a rank has work it polls with MPI_Test*, spinning for FUT_MPI_SPIN_SECONDS after
- * the last event, then sleeping on `wake` for 10 us doubling up to 1 ms; a submit cuts a
- * sleep short.
+ * the last event, then sleeping on `wake` for 10 us doubling up to 1 ms (10 ms after 50 ms
+ * without an event); a submit cuts a sleep short.
  *
  * Per rank, at most one send is in flight (an object description, a task's header, or one
  * piece of its payload) and one receive (a reply header, or one piece of a reply's
@@ -57,7 +57,7 @@ struct link {
     struct fut__mpi_message *send_buf;
 
     bool receiving_data;           /* recv_reqs[i] is a payload piece, not a header */
-    struct fut__mpi_message reply; /* the reply whose payload is arriving */
+    struct fut__wire_header reply; /* the reply whose payload is arriving */
     char *recv_data;
     size_t recv_len, recv_done, recv_piece;
     struct fut__mpi_message *recv_buf;
@@ -372,20 +372,20 @@ static void link_lied(struct mpi_pool *pool, int i, const char *what)
 }
 
 /* The reply to tasks[0] is complete: finish its future. */
-static void complete_oldest(struct mpi_pool *pool, struct link *l, const struct fut__mpi_message *m, char *data)
+static void complete_oldest(struct mpi_pool *pool, struct link *l, const struct fut__wire_header *m, char *data)
 {
     fut_future *f = link_take(l, 0);
     l->n_sent--;
-    switch (m->wire.type) {
+    switch (m->type) {
     case FUT_WIRE_RESULT:
-        finish(pool, f, (void *)(uintptr_t)m->wire.a, false, 0, NULL);
+        finish(pool, f, (void *)(uintptr_t)m->a, false, 0, NULL);
         break;
     case FUT_WIRE_BYTES:
         finish(pool, f, data, true, 0, NULL);
         break;
     default:  /* FUT_WIRE_RAISE: data is the message, NUL-terminated */
-        finish(pool, f, NULL, false, m->wire.code ? m->wire.code : FUT_EINVAL, m->wire.b ? data : NULL);
-        if (!m->wire.b)
+        finish(pool, f, NULL, false, m->code ? m->code : FUT_EINVAL, m->b ? data : NULL);
+        if (!m->b)
             free(data);
         break;
     }
@@ -469,11 +469,11 @@ static void header_received(struct mpi_pool *pool, int i, int count)
     if (inline_len || m->wire.len == 0) {
         if (inline_len)
             memcpy(data, m->payload, inline_len);
-        complete_oldest(pool, l, m, data);
+        complete_oldest(pool, l, &m->wire, data);
         post_header_recv(pool, i);
         return;
     }
-    l->reply = *m;
+    l->reply = m->wire;
     l->recv_data = data;
     l->recv_len = m->wire.len;
     l->recv_done = 0;
@@ -594,7 +594,7 @@ static void *progress_main(void *arg)
         sleep_on_wake(pool, backoff);
         pool->sleeping = false;
         pthread_mutex_unlock(&pool->lock);
-        backoff = backoff * 2 < FUT_MPI_BACKOFF_MAX ? backoff * 2 : FUT_MPI_BACKOFF_MAX;
+        backoff = fut__mpi_backoff_next(backoff, fut__mpi_now() - quiet_since);
     }
     if (!pool->mpi_failed)
         MPI_Comm_free(&pool->comm);
