@@ -74,7 +74,7 @@ endif
 
 # The MPI executor: tests/test_mpi runs under mpirun -np 4 (tests/test_mpi.sh), SKIP when
 # libfutures-mpi is not built. mpi_plugin.so is a module only the root loads.
-EXTRA_DIST += tests/test_mpi.sh tests/mpi.supp
+EXTRA_DIST += tests/test_mpi.sh tests/mpi.supp tests/mpi-tsan.supp
 TESTS += tests/test_mpi.sh
 AM_TESTS_ENVIRONMENT = MPIRUN='$(MPIRUN)' FUT_SANITIZERS='$(SANITIZER_CFLAGS)'; \
 	export MPIRUN FUT_SANITIZERS;
