@@ -59,9 +59,19 @@ bench/bench_fcontext: bench/bench_fcontext.cpp
 
 # BENCH_ARGS is passed to every benchmark, e.g. make bench BENCH_ARGS=--quick
 bench: $(BENCH_BINARIES) $(BENCH_PEER_TOOLS)
-	$(AM_V_at)PYTHON='$(PYTHON)' $(SHELL) $(srcdir)/bench/run-benchmarks.sh \
+	$(AM_V_at)PYTHON='$(PYTHON)' MPIRUN='$(MPIRUN)' $(SHELL) $(srcdir)/bench/run-benchmarks.sh \
 	    --bindir=bench --srcdir=$(srcdir)/bench $(BENCH_ARGS)
 
 check-bench: bench
 
 .PHONY: bench check-bench
+
+# The MPI executor (libfutures-mpi): bench_mpi.py runs bench_mpi under mpirun -np 3 beside
+# mpi4py.futures.MPICommExecutor (python3-mpi4py). Built by make bench when MPI is found.
+EXTRA_DIST += bench/bench_mpi.py bench/bench_mpi.c
+if HAVE_MPI
+BENCH_BINARIES += bench/bench_mpi
+bench_bench_mpi_SOURCES = bench/bench_mpi.c
+bench_bench_mpi_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
+bench_bench_mpi_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS)
+endif

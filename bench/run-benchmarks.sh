@@ -69,4 +69,10 @@ if [ -x "$bindir/bench_process_pool" ] && [ "$python" != ":" ] &&
     echo "running bench_process_pool ..." >&2
     "$python" "$srcdir/bench_process_pool.py" "$bindir/bench_process_pool" || status=1
 fi
+# The MPI executor (built when configure found MPI): beside mpi4py.futures, mpirun -np 3.
+if [ -x "$bindir/bench_mpi" ] && [ "$python" != ":" ] && command -v "$python" >/dev/null 2>&1; then
+    echo >&2
+    echo "running bench_mpi ..." >&2
+    "$python" "$srcdir/bench_mpi.py" "$bindir/bench_mpi" || status=1
+fi
 exit $status

@@ -64,3 +64,14 @@ examples_echo_server_SOURCES = examples/echo_server.c
 examples_echo_server_LDADD = libfutures.la
 TESTS += examples/tasks_smoke.sh
 EXTRA_DIST += examples/tasks_smoke.sh
+
+# The MPI executor's example: built when libfutures-mpi is (run by examples/mpi_smoke.sh
+# under mpirun -np 3; SKIP without MPI).
+EXTRA_DIST += examples/mpi_smoke.sh examples/mpi_batch.c
+TESTS += examples/mpi_smoke.sh
+if HAVE_MPI
+noinst_PROGRAMS += examples/mpi_batch
+examples_mpi_batch_SOURCES = examples/mpi_batch.c
+examples_mpi_batch_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
+examples_mpi_batch_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS)
+endif

@@ -87,3 +87,10 @@ dist_man_MANS += \
 	man/man3/fut_await_readable.3 \
 	man/man3/fut_await_writable.3 \
 	man/man3/fut_run.3
+
+# The MPI executor (libfutures-mpi): installed with it, shipped always.
+if HAVE_MPI
+dist_man_MANS += man/man3/fut_mpi_pool_new.3 man/man3/fut_mpi_last_error.3
+else
+EXTRA_DIST += man/man3/fut_mpi_pool_new.3 man/man3/fut_mpi_last_error.3
+endif

@@ -23,7 +23,9 @@ trap 'rm -rf "$tmp"' EXIT HUP INT TERM
 status=0
 
 # The public headers of libfutures (the MPI executor's header belongs to libfutures-mpi).
-headers=$(ls "$src"/include/futures.h "$src"/include/futures_*.h 2>/dev/null | grep -v mpi)
+# src/core/backend.h declares the one exported internal: libfutures-mpi's hook table.
+headers=$(ls "$src"/include/futures.h "$src"/include/futures_*.h "$src"/src/core/backend.h \
+          2>/dev/null | grep -v mpi)
 # A declaration: FUT_API, a return type, the name and its "(" on the same line.
 cat $headers | grep -oE 'FUT_API[^(]*[^A-Za-z0-9_]fut_[a-z0-9_]+[[:space:]]*\(' |
     grep -oE 'fut_[a-z0-9_]+[[:space:]]*\($' | tr -d '( ' | sort -u >"$tmp/declared"

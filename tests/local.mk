@@ -99,3 +99,19 @@ tests_test_task_SOURCES = tests/test_task.c tests/testutil.h
 tests_test_task_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_task_LDADD = libfutures.la $(CHECK_LIBS) -lm
 endif
+
+# The MPI executor: tests/test_mpi runs under mpirun -np 4 (tests/test_mpi.sh), SKIP when
+# libfutures-mpi is not built. mpi_plugin.so is a module only the root loads.
+EXTRA_DIST += tests/test_mpi.sh tests/mpi.supp tests/mpi-tsan.supp
+TESTS += tests/test_mpi.sh
+AM_TESTS_ENVIRONMENT = MPIRUN='$(MPIRUN)' FUT_SANITIZERS='$(SANITIZER_CFLAGS)' \
+	MPI_CFLAGS='$(MPI_CFLAGS)'; export MPIRUN FUT_SANITIZERS MPI_CFLAGS;
+if HAVE_MPI
+check_PROGRAMS += tests/test_mpi
+tests_test_mpi_SOURCES = tests/test_mpi.c
+tests_test_mpi_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
+tests_test_mpi_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS) -ldl
+check_LTLIBRARIES = tests/mpi_plugin.la
+tests_mpi_plugin_la_SOURCES = tests/mpi_plugin.c
+tests_mpi_plugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
+endif

@@ -90,13 +90,6 @@ static void free_callbacks(struct fut_list_node *n)
     }
 }
 
-size_t fut__task_arg_len(const fut_future *f)
-{
-    if (!fut__future_flag(f, FUT_FLAG_ARG_COPIED))
-        return 0;
-    return *(const size_t *)((const char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
-}
-
 /* Releases what the future's user kept in it. */
 static void release_part(fut_future *f)
 {

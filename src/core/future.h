@@ -145,8 +145,14 @@ static inline void fut__future_clear_flag(fut_future *f, unsigned flag)
     atomic_fetch_and_explicit(&f->flags, (uint8_t)~flag, memory_order_relaxed);
 }
 
-/* The length of a task's private argument copy; 0 when its arg is a plain value. */
-size_t fut__task_arg_len(const fut_future *f);
+/* The length of a task's private argument copy; 0 when its arg is a plain value. Inline:
+ * libfutures-mpi reads it too. */
+static inline size_t fut__task_arg_len(const fut_future *f)
+{
+    if (!fut__future_flag(f, FUT_FLAG_ARG_COPIED))
+        return 0;
+    return *(const size_t *)((const char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
+}
 
 /* The loop's dispatcher of a loop future; NULL for any other (callbacks run inline). */
 static inline const struct fut_callback_dispatcher *fut__future_dispatcher(const fut_future *f)

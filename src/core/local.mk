@@ -3,6 +3,7 @@
 lib_LTLIBRARIES = libfutures.la
 libfutures_la_SOURCES = \
 	src/core/as_completed.c \
+	src/core/backend.c src/core/backend.h \
 	src/core/bytes.c \
 	src/core/clock.c src/core/clock.h \
 	src/core/error.c \

@@ -9,16 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/backend.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/task_context.h"
-
-struct chunk_request {
-    fut_fn fn;
-    pid_t owner;                   /* the submitting process: bytes results need no copy there */
-    size_t count;
-    void *args[];
-};
 
 struct chunk_item {
     void *value;
@@ -33,9 +27,9 @@ struct chunk_reply {
     struct chunk_item items[];
 };
 
-static void *run_chunk(void *arg)
+void *fut__map_run_chunk(void *arg)
 {
-    const struct chunk_request *request = arg;
+    const struct fut__map_request *request = arg;
     struct fut_task_outcome *outcomes = calloc(request->count, sizeof *outcomes);
     if (!outcomes) {
         fut_raise(FUT_ENOMEM, "map: no memory for a chunk of %zu items", request->count);
@@ -136,13 +130,13 @@ static void collect_chunk(struct map_state *m, fut_future *f, size_t start, size
 }
 
 static fut_future *submit_chunk(fut_executor *ex, fut_fn fn, void *const *args, size_t count,
-                                struct chunk_request *scratch)
+                                struct fut__map_request *scratch)
 {
     scratch->fn = fn;
     scratch->owner = getpid();
     scratch->count = count;
     memcpy(scratch->args, args, count * sizeof *args);
-    return fut__submit_items(ex, run_chunk, scratch, sizeof *scratch + count * sizeof *args,
+    return fut__submit_items(ex, fut__map_run_chunk, scratch, sizeof *scratch + count * sizeof *args,
                              (uint32_t)count);
 }
 
@@ -175,7 +169,7 @@ int fut_map(fut_executor *ex, fut_fn fn, void *const *args, size_t n,
         chunksize = UINT32_MAX;
     size_t window = (size_t)(ex->max_workers > 0 ? ex->max_workers : 1) * 2;
     struct window_slot *slots = calloc(window, sizeof *slots);
-    struct chunk_request *scratch = calloc(1, sizeof *scratch + chunksize * sizeof *args);
+    struct fut__map_request *scratch = calloc(1, sizeof *scratch + chunksize * sizeof *args);
     if (!slots || !scratch) {
         free(slots);
         free(scratch);
