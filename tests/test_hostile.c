@@ -111,6 +111,10 @@ END_TEST
  * of the pool's sockets, and free must not wait for it. */
 static void app_child_body(void)
 {
+    enum { MAX_FD = 1024 };
+    bool open_before[MAX_FD];
+    for (int fd = 0; fd < MAX_FD; fd++)
+        open_before[fd] = fcntl(fd, F_GETFD) >= 0;
     fut_executor *ex = process_pool(2);
     REQUIRE(result_of(fut_submit(ex, square, TU_P(6))) == 36);
     int gate[2];
@@ -119,6 +123,10 @@ static void app_child_body(void)
     REQUIRE(child >= 0);
     if (child == 0) {
         char c;
+        /* the pool's descriptors were closed in this child: only ours are left */
+        for (int fd = 0; fd < MAX_FD; fd++)
+            if (fd != gate[0] && fd != gate[1] && !open_before[fd] && fcntl(fd, F_GETFD) >= 0)
+                _exit(3);
         close(gate[1]);
         while (read(gate[0], &c, 1) < 0)  /* until the test closes the gate */
             ;

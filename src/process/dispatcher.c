@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/spin.h"
+#include "process/fd_registry.h"
 #include "process/pool.h"
 
 /* ---- scheduling ---------------------------------------------------------------------- */
@@ -274,7 +275,7 @@ void *fut__dispatcher_main(void *arg)
      * copies of our end forked since (another pool's fork server, the application's own
      * children) would keep the socket open and the server waiting for end of file. */
     shutdown(pool->fs_sock, SHUT_RDWR);
-    close(pool->fs_sock);
+    fut__fd_registry_close(pool->fs_sock);
     pool->fs_sock = -1;
     int status;
     while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)
