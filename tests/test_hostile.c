@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -441,6 +442,128 @@ START_TEST(test_forged_messages)
 }
 END_TEST
 
+/* A task writes half a header on its channel and shuts the socket down. */
+static void *half_message_then_close(void *arg)
+{
+    (void)arg;
+    struct forged_header h = { .type = 5 /* RESULT */, .seq = 1 };
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            send(fd, &h, sizeof h / 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+    return TU_P(1);
+}
+
+static void half_message_body(void)
+{
+    fut_executor *ex = process_pool(1);
+    fut_future *f = fut_submit(ex, half_message_then_close, NULL);
+    REQUIRE(f != NULL);
+    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+    REQUIRE(fut_exception_message(f) != NULL);
+    fut_future_unref(f);
+    REQUIRE(result_of(fut_submit(ex, square, TU_P(13))) == 169);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_worker_closes_socket_mid_message)
+{
+    bounded(half_message_body, 30);
+}
+END_TEST
+
+/* A worker stopped (SIGSTOP) in the middle of its task: task_timeout still ends it. */
+static int stop_note[2];
+
+static void *note_pid_and_block(void *arg)
+{
+    (void)arg;
+    pid_t self = getpid();
+    if (write(stop_note[1], &self, sizeof self) != sizeof self)
+        _exit(96);
+    for (;;)
+        pause();
+}
+
+static void stopped_busy_body(void)
+{
+    REQUIRE(pipe(stop_note) == 0);
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1, .task_timeout = 0.3 });
+    REQUIRE(ex != NULL);
+    fut_future *f = fut_submit(ex, note_pid_and_block, NULL);
+    REQUIRE(f != NULL);
+    pid_t worker;
+    REQUIRE(read(stop_note[0], &worker, sizeof worker) == sizeof worker);
+    REQUIRE(kill(worker, SIGSTOP) == 0);
+    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
+    REQUIRE(fut_done(f));
+    fut_future_unref(f);
+    REQUIRE(result_of(fut_submit(ex, square, TU_P(14))) == 196);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_stopped_busy_worker_times_out)
+{
+    bounded(stopped_busy_body, 30);
+}
+END_TEST
+
+/* At the descriptor limit a new worker's socket cannot be received: the pool must not
+ * fork in a storm or spin while the task waits for the worker it has. */
+static int storm_gate[2];
+
+static void *wait_storm_gate(void *arg)
+{
+    char c;
+    return TU_P(read(storm_gate[0], &c, 1) + TU_I(arg));
+}
+
+static double process_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void fd_limit_body(void)
+{
+    REQUIRE(pipe(storm_gate) == 0);
+    fut_executor *ex = process_pool(2);
+    fut_future *busy = fut_submit(ex, wait_storm_gate, TU_P(0));
+    REQUIRE(busy != NULL);
+    while (!fut_running(busy))
+        tu_sleep(0.001);
+    struct rlimit old, tight;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    int lowest = dup(0);
+    REQUIRE(lowest >= 0);
+    close(lowest);
+    tight = (struct rlimit){ (rlim_t)lowest, old.rlim_max };
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    double cpu0 = process_cpu(), t0 = tu_now();
+    fut_future *waiting = fut_submit(ex, wait_storm_gate, TU_P(10));
+    REQUIRE(waiting != NULL);
+    tu_sleep(0.5);  /* the window observed, not a synchronisation */
+    double cpu = process_cpu() - cpu0, wall = tu_now() - t0;
+    REQUIRE(cpu < wall / 2);  /* it spun a whole core before */
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    char c[2] = { 1, 1 };
+    REQUIRE(write(storm_gate[1], c, 2) == 2);
+    REQUIRE(result_of(busy) == 1);
+    REQUIRE(result_of(waiting) == 11);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_fd_limit_no_respawn_storm)
+{
+    bounded(fd_limit_body, 30);
+}
+END_TEST
+
 /* ---- resource limits and odd arguments ------------------------------------------------ */
 
 START_TEST(test_strerror_int_min)
@@ -679,6 +802,9 @@ static Suite *hostile_suite(void)
         { "stopped_idle_worker_does_not_hold_free", test_stopped_idle_worker_does_not_hold_free },
         { "forked_task_child_returns", test_forked_task_child_returns },
         { "forged_messages", test_forged_messages },
+        { "worker_closes_socket_mid_message", test_worker_closes_socket_mid_message },
+        { "stopped_busy_worker_times_out", test_stopped_busy_worker_times_out },
+        { "fd_limit_no_respawn_storm", test_fd_limit_no_respawn_storm },
         { "strerror_int_min", test_strerror_int_min },
         { "max_workers_int_max", test_max_workers_int_max },
         { "workers_inherit_sigchld_ignored", test_workers_inherit_sigchld_ignored },
