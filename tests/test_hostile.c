@@ -661,25 +661,32 @@ END_TEST
 
 /* ---- fut_map and task_timeout (issue 13) ------------------------------------------- */
 
-/* 10 ms of work; -1 never returns (killed by task_timeout) */
+/* A unit of work (10 ms, 50 ms under sanitizers); -1 never returns (killed by
+ * task_timeout, 20 units: a chunk of 20 items would overrun it). */
+static double map_unit(void)
+{
+    return tu_quick() ? 0.05 : 0.01;
+}
+
 static void *short_item(void *arg)
 {
     if (TU_I(arg) < 0)
         for (;;)
             pause();
-    tu_sleep(0.01);
+    tu_sleep(map_unit());
     return TU_P(TU_I(arg) * 2);
 }
 
 static void map_timeout_body(void)
 {
     enum { N = 40 };
-    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2, .task_timeout = 0.2 });
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2,
+                                                                 .task_timeout = 20 * map_unit() });
     REQUIRE(ex != NULL);
     void *args[N], *results[N];
     for (intptr_t i = 0; i < N; i++)
         args[i] = TU_P(i);
-    /* 40 items of 10 ms: chunks of 20 would take 0.2 s each, but each item gets 0.2 s */
+    /* 40 items of one unit: chunks of 20 would take the whole limit, each item gets it */
     REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
     for (intptr_t i = 0; i < N; i++)
         REQUIRE(TU_I(results[i]) == 2 * i);

@@ -134,6 +134,11 @@ static void expire_tasks(struct process_pool *pool)
     for (struct pool_worker *w = pool->workers; w; w = w->next) {
         if (!w->head_started || !w->slots[0] || now < w->started_at + pool->task_timeout)
             continue;
+        /* an outcome already in the socket (the dispatcher was not scheduled in time, or
+         * the deadline fell between the wake-up and now) is not a timeout: read it first */
+        fut__channel_read(pool, w);
+        if (!w->head_started || !w->slots[0] || now < w->started_at + pool->task_timeout)
+            continue;
         char message[160];
         snprintf(message, sizeof message,
                  "the task ran longer than task_timeout (%g s): worker %d was killed",
