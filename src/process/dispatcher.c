@@ -118,8 +118,9 @@ static int next_timeout_ms(struct process_pool *pool)
         for (struct pool_worker *w = pool->workers; w; w = w->next)
             if (w->head_started && w->slots[0] && w->started_at + pool->task_timeout < earliest)
                 earliest = w->started_at + pool->task_timeout;
-    if (pool->spawn_failures > 0 && pool->spawn_retry_at < earliest)
-        earliest = pool->spawn_retry_at;  /* the next spawn attempt */
+    /* the next spawn attempt; once it is due, schedule() has had its chance each round */
+    if (pool->spawn_failures > 0 && pool->spawn_retry_at < earliest && pool->spawn_retry_at > fut__now())
+        earliest = pool->spawn_retry_at;
     if (earliest == INFINITY)
         return -1;
     double left = earliest - fut__now();
