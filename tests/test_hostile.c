@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -111,6 +113,10 @@ END_TEST
  * of the pool's sockets, and free must not wait for it. */
 static void app_child_body(void)
 {
+    enum { MAX_FD = 1024 };
+    bool open_before[MAX_FD];
+    for (int fd = 0; fd < MAX_FD; fd++)
+        open_before[fd] = fcntl(fd, F_GETFD) >= 0;
     fut_executor *ex = process_pool(2);
     REQUIRE(result_of(fut_submit(ex, square, TU_P(6))) == 36);
     int gate[2];
@@ -119,6 +125,10 @@ static void app_child_body(void)
     REQUIRE(child >= 0);
     if (child == 0) {
         char c;
+        /* the pool's descriptors were closed in this child: only ours are left */
+        for (int fd = 0; fd < MAX_FD; fd++)
+            if (fd != gate[0] && fd != gate[1] && !open_before[fd] && fcntl(fd, F_GETFD) >= 0)
+                _exit(3);
         close(gate[1]);
         while (read(gate[0], &c, 1) < 0)  /* until the test closes the gate */
             ;
@@ -433,6 +443,151 @@ START_TEST(test_forged_messages)
 }
 END_TEST
 
+/* A task writes half a header on its channel and shuts the socket down. */
+static void *half_message_then_close(void *arg)
+{
+    (void)arg;
+    struct forged_header h = { .type = 5 /* RESULT */, .seq = 1 };
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            send(fd, &h, sizeof h / 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+    return TU_P(1);
+}
+
+static void half_message_body(void)
+{
+    fut_executor *ex = process_pool(1);
+    fut_future *f = fut_submit(ex, half_message_then_close, NULL);
+    REQUIRE(f != NULL);
+    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+    REQUIRE(fut_exception_message(f) != NULL);
+    fut_future_unref(f);
+    REQUIRE(result_of(fut_submit(ex, square, TU_P(13))) == 169);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_worker_closes_socket_mid_message)
+{
+    bounded(half_message_body, 30);
+}
+END_TEST
+
+/* A worker stopped (SIGSTOP) in the middle of its task: task_timeout still ends it. */
+static int stop_note[2];
+
+static void *note_pid_and_block(void *arg)
+{
+    (void)arg;
+    pid_t self = getpid();
+    if (write(stop_note[1], &self, sizeof self) != sizeof self)
+        _exit(96);
+    for (;;)
+        pause();
+}
+
+static void stopped_busy_body(void)
+{
+    REQUIRE(pipe(stop_note) == 0);
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1, .task_timeout = 0.3 });
+    REQUIRE(ex != NULL);
+    fut_future *f = fut_submit(ex, note_pid_and_block, NULL);
+    REQUIRE(f != NULL);
+    pid_t worker;
+    REQUIRE(read(stop_note[0], &worker, sizeof worker) == sizeof worker);
+    REQUIRE(kill(worker, SIGSTOP) == 0);
+    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
+    REQUIRE(fut_done(f));
+    fut_future_unref(f);
+    REQUIRE(result_of(fut_submit(ex, square, TU_P(14))) == 196);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_stopped_busy_worker_times_out)
+{
+    bounded(stopped_busy_body, 30);
+}
+END_TEST
+
+/* At the descriptor limit a new worker's socket cannot be received: the pool must not
+ * fork in a storm or spin while the task waits for the worker it has. */
+static int storm_gate[2];
+
+static void *wait_storm_gate(void *arg)
+{
+    char c;
+    return TU_P(read(storm_gate[0], &c, 1) + TU_I(arg));
+}
+
+/* Every worker started notes it here (its initializer), before it can be killed. */
+static int spawn_notes[2];
+
+static int note_spawn(void *arg)
+{
+    (void)arg;
+    char c = 1;
+    return write(spawn_notes[1], &c, 1) == 1 ? 0 : 1;
+}
+
+static double process_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int spawns_noted(void)
+{
+    int n = 0;
+    REQUIRE(ioctl(spawn_notes[0], FIONREAD, &n) == 0);
+    return n;
+}
+
+static void fd_limit_body(void)
+{
+    REQUIRE(pipe(storm_gate) == 0 && pipe(spawn_notes) == 0);
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2,
+                                                                 .initializer = note_spawn });
+    REQUIRE(ex != NULL);
+    fut_future *busy = fut_submit(ex, wait_storm_gate, TU_P(0));
+    REQUIRE(busy != NULL);
+    while (!fut_running(busy))
+        tu_sleep(0.001);
+    struct rlimit old, tight;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    int lowest = dup(0);
+    REQUIRE(lowest >= 0);
+    close(lowest);
+    tight = (struct rlimit){ (rlim_t)lowest, old.rlim_max };
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    int before = spawns_noted();
+    double cpu0 = process_cpu(), t0 = tu_now();
+    fut_future *waiting = fut_submit(ex, wait_storm_gate, TU_P(10));
+    REQUIRE(waiting != NULL);
+    tu_sleep(0.5);  /* the window observed, not a synchronisation */
+    double cpu = process_cpu() - cpu0, wall = tu_now() - t0;
+    REQUIRE(cpu < wall / 2);  /* a busy loop in the dispatcher takes a whole core */
+    /* with the backoff (10 ms doubling) at most 6 attempts fit in 0.5 s; a storm forks
+     * hundreds (about a hundred even on a loaded machine under strace) */
+    REQUIRE(spawns_noted() - before <= 8);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    char c[2] = { 1, 1 };
+    REQUIRE(write(storm_gate[1], c, 2) == 2);
+    REQUIRE(result_of(busy) == 1);
+    REQUIRE(result_of(waiting) == 11);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_fd_limit_no_respawn_storm)
+{
+    bounded(fd_limit_body, 30);
+}
+END_TEST
+
 /* ---- resource limits and odd arguments ------------------------------------------------ */
 
 START_TEST(test_strerror_int_min)
@@ -530,25 +685,32 @@ END_TEST
 
 /* ---- fut_map and task_timeout (issue 13) ------------------------------------------- */
 
-/* 10 ms of work; -1 never returns (killed by task_timeout) */
+/* A unit of work (10 ms, 50 ms under sanitizers); -1 never returns (killed by
+ * task_timeout, 20 units: a chunk of 20 items would overrun it). */
+static double map_unit(void)
+{
+    return tu_quick() ? 0.05 : 0.01;
+}
+
 static void *short_item(void *arg)
 {
     if (TU_I(arg) < 0)
         for (;;)
             pause();
-    tu_sleep(0.01);
+    tu_sleep(map_unit());
     return TU_P(TU_I(arg) * 2);
 }
 
 static void map_timeout_body(void)
 {
     enum { N = 40 };
-    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2, .task_timeout = 0.2 });
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2,
+                                                                 .task_timeout = 20 * map_unit() });
     REQUIRE(ex != NULL);
     void *args[N], *results[N];
     for (intptr_t i = 0; i < N; i++)
         args[i] = TU_P(i);
-    /* 40 items of 10 ms: chunks of 20 would take 0.2 s each, but each item gets 0.2 s */
+    /* 40 items of one unit: chunks of 20 would take the whole limit, each item gets it */
     REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
     for (intptr_t i = 0; i < N; i++)
         REQUIRE(TU_I(results[i]) == 2 * i);
@@ -671,6 +833,9 @@ static Suite *hostile_suite(void)
         { "stopped_idle_worker_does_not_hold_free", test_stopped_idle_worker_does_not_hold_free },
         { "forked_task_child_returns", test_forked_task_child_returns },
         { "forged_messages", test_forged_messages },
+        { "worker_closes_socket_mid_message", test_worker_closes_socket_mid_message },
+        { "stopped_busy_worker_times_out", test_stopped_busy_worker_times_out },
+        { "fd_limit_no_respawn_storm", test_fd_limit_no_respawn_storm },
         { "strerror_int_min", test_strerror_int_min },
         { "max_workers_int_max", test_max_workers_int_max },
         { "workers_inherit_sigchld_ignored", test_workers_inherit_sigchld_ignored },

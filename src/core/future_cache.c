@@ -95,6 +95,22 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 /* The heap, under heap_lock. `partial`: slabs in use with a slot to give (free or never
  * carved), newest first. `empty`: slabs with no slot out, for the next batch. */
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Held across fork(), so that no child inherits it locked by a thread it does not have. */
+static void heap_lock_for_fork(void)
+{
+    pthread_mutex_lock(&heap_lock);
+}
+
+static void heap_unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&heap_lock);
+}
+
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    pthread_atfork(heap_lock_for_fork, heap_unlock_after_fork, heap_unlock_after_fork);
+}
 static struct slab *partial;
 static struct slab *empty;
 static unsigned n_empty;

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/task_context.h"
+#include "process/fd_registry.h"
 #include "process/pool.h"
 
 /* A bound on sizes read from the wire: a result larger than the machine's memory cannot
@@ -67,7 +68,7 @@ static void close_worker_fd(struct process_pool *pool, struct pool_worker *w)
     if (w->fd < 0)
         return;
     fut__poller_set(&pool->poller, w->fd, FUT_POLL_READABLE, 0);
-    close(w->fd);
+    fut__fd_registry_close(w->fd);
     w->fd = -1;
     w->doomed = true;
     w->out.busy = false;

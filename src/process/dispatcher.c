@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/spin.h"
+#include "process/fd_registry.h"
 #include "process/pool.h"
 
 /* ---- scheduling ---------------------------------------------------------------------- */
@@ -117,8 +118,9 @@ static int next_timeout_ms(struct process_pool *pool)
         for (struct pool_worker *w = pool->workers; w; w = w->next)
             if (w->head_started && w->slots[0] && w->started_at + pool->task_timeout < earliest)
                 earliest = w->started_at + pool->task_timeout;
-    if (pool->spawn_failures > 0 && pool->spawn_retry_at < earliest)
-        earliest = pool->spawn_retry_at;  /* the next spawn attempt */
+    /* the next spawn attempt; once it is due, schedule() has had its chance each round */
+    if (pool->spawn_failures > 0 && pool->spawn_retry_at < earliest && pool->spawn_retry_at > fut__now())
+        earliest = pool->spawn_retry_at;
     if (earliest == INFINITY)
         return -1;
     double left = earliest - fut__now();
@@ -131,6 +133,11 @@ static void expire_tasks(struct process_pool *pool)
         return;
     double now = fut__now();
     for (struct pool_worker *w = pool->workers; w; w = w->next) {
+        if (!w->head_started || !w->slots[0] || now < w->started_at + pool->task_timeout)
+            continue;
+        /* an outcome already in the socket (the dispatcher was not scheduled in time, or
+         * the deadline fell between the wake-up and now) is not a timeout: read it first */
+        fut__channel_read(pool, w);
         if (!w->head_started || !w->slots[0] || now < w->started_at + pool->task_timeout)
             continue;
         char message[160];
@@ -289,7 +296,7 @@ void *fut__dispatcher_main(void *arg)
      * copies of our end forked since (another pool's fork server, the application's own
      * children) would keep the socket open and the server waiting for end of file. */
     shutdown(pool->fs_sock, SHUT_RDWR);
-    close(pool->fs_sock);
+    fut__fd_registry_close(pool->fs_sock);
     pool->fs_sock = -1;
     int status;
     while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)

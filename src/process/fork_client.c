@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "process/fd_registry.h"
 #include "process/pool.h"
 
 void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w)
@@ -72,7 +73,7 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
     }
     /* no descriptor (file limit) or no memory: that worker is of no use */
     if (fd >= 0)
-        close(fd);
+        fut__fd_registry_close(fd);
     fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, msg->pid);  /* best effort: the server
                                          kills it anyway when the pool shuts down */
     spawn_failed(pool, fd >= 0 ? ENOMEM : EMFILE);
@@ -83,7 +84,14 @@ void fut__fork_client_read(struct process_pool *pool)
     while (!pool->fs_dead) {
         struct fut__fs_msg msg;
         int fd;
+        /* a worker's socket is registered before any other thread can fork */
+        fut__fd_registry_lock();
         int rc = fut__fork_server_recv(pool->fs_sock, &msg, &fd);
+        if (fd >= 0 && fut__fd_registry_add_locked(fd) != 0) {
+            close(fd);
+            fd = -1;  /* handled as a descriptor that could not be received */
+        }
+        fut__fd_registry_unlock();
         if (rc == -EAGAIN)
             return;
         if (rc <= 0) {
@@ -94,14 +102,14 @@ void fut__fork_client_read(struct process_pool *pool)
             handle_spawned(pool, &msg, fd);
         } else if (msg.type == FUT_FS_EXITED) {
             if (fd >= 0)
-                close(fd);
+                fut__fd_registry_close(fd);
             struct pool_worker *w = pool->workers;
             while (w && w->pid != msg.pid)
                 w = w->next;
             if (w)
                 fut__channel_worker_exited(pool, w, msg.value);
         } else if (fd >= 0) {
-            close(fd);
+            fut__fd_registry_close(fd);
         }
     }
 }

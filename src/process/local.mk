@@ -3,6 +3,7 @@
 libfutures_la_SOURCES += \
 	src/process/channel.c \
 	src/process/dispatcher.c \
+	src/process/fd_registry.c src/process/fd_registry.h \
 	src/process/fork_client.c \
 	src/process/fork_server.c src/process/fork_server.h \
 	src/process/pool.c src/process/pool.h \

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/task_context.h"
+#include "process/fd_registry.h"
 #include "process/pool.h"
 
 /* ---- the queue (under lock) --------------------------------------------------------- */
@@ -166,12 +167,21 @@ static void process_pool_stats(const fut_executor *ex, size_t *workers, size_t *
     *idle = atomic_load_explicit(&pool->stat_idle, memory_order_relaxed);
 }
 
+/* The epoll instance and the eventfd (registered: see process/fd_registry.h). */
+static void close_dispatcher_fds(struct process_pool *pool)
+{
+    fut__fd_registry_close(pool->poller.epfd);
+    pool->poller.epfd = -1;
+    fut__poller_close(&pool->poller);
+    fut__fd_registry_close(pool->wakefd);
+    pool->wakefd = -1;
+}
+
 static void process_pool_destroy(fut_executor *ex)
 {
     struct process_pool *pool = (struct process_pool *)ex;
     join_dispatcher(pool);
-    fut__poller_close(&pool->poller);
-    close(pool->wakefd);
+    close_dispatcher_fds(pool);
     pthread_mutex_destroy(&pool->lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
     free(pool->broken_message);
@@ -197,15 +207,12 @@ static void process_pool_forget(fut_executor *ex)
         wnext = w->next;
         for (int i = 0; i < w->n_slots; i++)
             fut_future_unref(w->slots[i]);
-        if (w->fd >= 0)
-            close(w->fd);
         free(w);
     }
-    fut__poller_close(&pool->poller);
-    if (pool->wakefd >= 0)
-        close(pool->wakefd);
-    if (pool->fs_sock >= 0)
-        close(pool->fs_sock);
+    /* Its descriptors are gone already: the fd registry closed them in this child as it
+     * was forked (process/fd_registry.h); closing them again could close numbers reused
+     * since. */
+    free(pool->poller.raw);
     free(pool->broken_message);
     free(pool);
 }
@@ -226,12 +233,20 @@ static const struct fut_executor_ops process_pool_ops = {
 static int start_fork_server(struct process_pool *pool)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        return -errno;
+    fut__fd_registry_lock();
+    int rc = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ? -errno : 0;
+    if (rc == 0 && (rc = fut__fd_registry_add_locked(sv[0])) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    fut__fd_registry_unlock();
+    if (rc)
+        return rc;
+    /* sv[1] is not registered: it is the fork server's */
     pid_t pid = fut__fork_server_start(sv[1], sv[0], &pool->config, pool->base.max_workers + 1);
     close(sv[1]);
     if (pid < 0) {
-        close(sv[0]);
+        fut__fd_registry_close(sv[0]);
         return (int)pid;
     }
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
@@ -243,7 +258,7 @@ static int start_fork_server(struct process_pool *pool)
 static void stop_fork_server(struct process_pool *pool)
 {
     shutdown(pool->fs_sock, SHUT_RDWR);  /* see the dispatcher's end */
-    close(pool->fs_sock);
+    fut__fd_registry_close(pool->fs_sock);
     int status;
     while (waitpid(pool->fs_pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -251,12 +266,20 @@ static void stop_fork_server(struct process_pool *pool)
 
 static int start_dispatcher(struct process_pool *pool)
 {
+    fut__fd_registry_lock();
     int rc = fut__poller_open(&pool->poller, FUT_DISPATCHER_EVENTS);
+    if (rc == 0 && (rc = fut__fd_registry_add_locked(pool->poller.epfd)) != 0) {
+        fut__poller_close(&pool->poller);
+    }
+    if (rc == 0 && (pool->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        rc = -errno;
+    if (rc == 0 && (rc = fut__fd_registry_add_locked(pool->wakefd)) != 0) {
+        close(pool->wakefd);
+        pool->wakefd = -1;
+    }
+    fut__fd_registry_unlock();
     if (rc)
         return rc;
-    pool->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pool->wakefd < 0)
-        return -errno;
     /* edge-triggered: every write is an event, so the counter never needs reading */
     if ((rc = fut__poller_set(&pool->poller, pool->wakefd, 0, FUT_POLL_READABLE | FUT_POLL_EDGE)) ||
         (rc = fut__poller_set(&pool->poller, pool->fs_sock, 0, FUT_POLL_READABLE)))
@@ -315,9 +338,7 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
 fail:
     if (pool->claims)
         munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
-    fut__poller_close(&pool->poller);
-    if (pool->wakefd >= 0)
-        close(pool->wakefd);
+    close_dispatcher_fds(pool);
     pthread_mutex_destroy(&pool->lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
     free(pool);
