@@ -1,9 +1,10 @@
-/* The handle table: slots with generations, recycled through a LIFO free list. */
+/* The handle table: slots with generations, recycled through a LIFO free list (taking and
+ * freeing a slot, the loop's hot path, are inline in handle.h). */
 #include <stdlib.h>
 
 #include "loop/handle.h"
 
-#define GEN_LIMIT (1U << 19)
+#define GEN_LIMIT FUT_SLOT_GEN_LIMIT
 #define INDEX_LIMIT (1U << 31)
 #define TAG_MASK (1ULL << 63 | (uint64_t)(FUT_LOOP_ID_LIMIT - 1) << FUT_LOOP_ID_SHIFT)
 
@@ -23,7 +24,7 @@ void fut__slots_destroy(struct fut_slot_table *t)
     *t = (struct fut_slot_table){ .free_head = FUT_SLOT_NONE, .tag = t->tag };
 }
 
-static int add_chunk(struct fut_slot_table *t)
+int fut__slots_grow(struct fut_slot_table *t)
 {
     /* indexes stay below 2^31: the ready queue uses the top bit as the table's tag */
     if ((uint64_t)(t->n_chunks + 1) * FUT_SLOT_CHUNK >= INDEX_LIMIT)
@@ -40,58 +41,6 @@ static int add_chunk(struct fut_slot_table *t)
         return FUT_ENOMEM;
     t->n_chunks++;
     return 0;
-}
-
-static uint32_t take_slot(struct fut_slot_table *t)
-{
-    uint32_t i;
-    struct fut_slot *s;
-    if (t->free_head != FUT_SLOT_NONE) {
-        i = t->free_head;
-        s = fut__slot(t, i);
-        t->free_head = s->next_free;
-    } else if (t->reissue < t->used) {
-        i = t->reissue++;
-        s = fut__slot(t, i);
-    } else {
-        if (t->used == t->n_chunks * FUT_SLOT_CHUNK && add_chunk(t) != 0)
-            return FUT_SLOT_NONE;
-        fut__slot(t, t->used)->gen = 0;
-        i = t->used++;
-        t->reissue = t->used;
-        s = fut__slot(t, i);
-    }
-    s->gen = s->gen + 1 < GEN_LIMIT ? s->gen + 1 : 1;
-    t->pending++;
-    return i;
-}
-
-uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
-                          enum fut_slot_state state, bool owned, fut_handle *h)
-{
-    uint32_t i = take_slot(t);
-    if (i == FUT_SLOT_NONE)
-        return i;
-    struct fut_slot *s = fut__slot(t, i);
-    s->cb = cb;
-    s->arg = arg;
-    s->state = (uint8_t)state;
-    s->owned = owned;
-    *h = t->tag | (uint64_t)s->gen << 32 | i;
-    return i;
-}
-
-void fut__slots_free(struct fut_slot_table *t, uint32_t index)
-{
-    struct fut_slot *s = fut__slot(t, index);
-    s->state = FUT_SLOT_FREE;
-    if (--t->pending == 0) {
-        t->free_head = FUT_SLOT_NONE;  /* every slot is free: reissue them in order */
-        t->reissue = 0;
-        return;
-    }
-    s->next_free = t->free_head;
-    t->free_head = index;
 }
 
 int fut__slots_find(const struct fut_slot_table *t, fut_handle h, uint32_t *index)

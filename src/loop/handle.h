@@ -68,17 +68,64 @@ static inline struct fut_slot *fut__slot(const struct fut_slot_table *t, uint32_
     return &t->chunks[index >> FUT_SLOT_CHUNK_SHIFT][index & (FUT_SLOT_CHUNK - 1)];
 }
 
+/* A handle: tag bit 63, loop id in bits 51..62, generation in bits 32..50, slot index
+ * in bits 0..30. */
+#define FUT_SLOT_GEN_LIMIT (1U << 19)
 #define FUT_LOOP_ID_SHIFT 51
 #define FUT_LOOP_ID_LIMIT (1U << 12)
 
 /* tag: 0 or 1ULL << 63; loop_id in [1, FUT_LOOP_ID_LIMIT) */
 void fut__slots_init(struct fut_slot_table *t, uint64_t tag, uint32_t loop_id);
 void fut__slots_destroy(struct fut_slot_table *t);
+/* Adds a chunk of slots: 0 or FUT_ENOMEM. */
+int  fut__slots_grow(struct fut_slot_table *t);
+
+/* Taking and freeing a slot are the loop's hot path: inline. */
+
 /* Takes a slot in `state` for cb(arg); returns its index and sets *h, or FUT_SLOT_NONE
  * (out of memory). */
-uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
-                          enum fut_slot_state state, bool owned, fut_handle *h);
-void fut__slots_free(struct fut_slot_table *t, uint32_t index);
+static inline uint32_t fut__slots_alloc(struct fut_slot_table *t, fut_callback cb, void *arg,
+                                        enum fut_slot_state state, bool owned, fut_handle *h)
+{
+    uint32_t i;
+    struct fut_slot *s;
+    if (t->free_head != FUT_SLOT_NONE) {
+        i = t->free_head;
+        s = fut__slot(t, i);
+        t->free_head = s->next_free;
+    } else if (t->reissue < t->used) {
+        i = t->reissue++;
+        s = fut__slot(t, i);
+    } else {
+        if (t->used == t->n_chunks * FUT_SLOT_CHUNK && fut__slots_grow(t) != 0)
+            return FUT_SLOT_NONE;
+        i = t->used++;
+        t->reissue = t->used;
+        s = fut__slot(t, i);
+        s->gen = 0;
+    }
+    s->gen = s->gen + 1 < FUT_SLOT_GEN_LIMIT ? s->gen + 1 : 1;
+    t->pending++;
+    s->cb = cb;
+    s->arg = arg;
+    s->state = (uint8_t)state;
+    s->owned = owned;
+    *h = t->tag | (uint64_t)s->gen << 32 | i;
+    return i;
+}
+
+static inline void fut__slots_free(struct fut_slot_table *t, uint32_t index)
+{
+    struct fut_slot *s = fut__slot(t, index);
+    s->state = FUT_SLOT_FREE;
+    if (--t->pending == 0) {
+        t->free_head = FUT_SLOT_NONE;  /* every slot is free: reissue them in order */
+        t->reissue = 0;
+        return;
+    }
+    s->next_free = t->free_head;
+    t->free_head = index;
+}
 /* The slot a pending handle names: 0 and *index when it is READY or TIMER; FUT_ENOENT when
  * it was issued but is no longer pending, or by another loop; FUT_EINVAL when no loop
  * issued it. */
