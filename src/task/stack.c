@@ -87,12 +87,29 @@ static long read_budget(void)
     return max / 4;
 }
 
+/*
+ * FUT_TASK_STACK_GUARD=mprotect skips MADV_GUARD_INSTALL, =canary also spends no budget:
+ * a diagnostic (and test) setting that selects the fallbacks on any kernel. Read once.
+ */
+static const char *forced_guard(void)
+{
+    static const char *forced;
+    static atomic_int read;
+    if (!atomic_load(&read)) {
+        const char *v = getenv("FUT_TASK_STACK_GUARD");
+        forced = v && (strcmp(v, "mprotect") == 0 || strcmp(v, "canary") == 0) ? v : "";
+        atomic_store(&read, 1);
+    }
+    return forced;
+}
+
 static bool take_budget(void)
 {
     long left = atomic_load(&guard_budget);
     if (left < 0) {
         long expected = -1;
-        atomic_compare_exchange_strong(&guard_budget, &expected, read_budget());
+        long budget = strcmp(forced_guard(), "canary") == 0 ? 0 : read_budget();
+        atomic_compare_exchange_strong(&guard_budget, &expected, budget);
         left = atomic_load(&guard_budget);
     }
     while (left > 0)
@@ -109,7 +126,7 @@ static void give_budget(void)
 static bool madvise_guard_page(void *page)
 {
     int state = atomic_load_explicit(&madvise_guard, memory_order_relaxed);
-    if (state == MADVISE_FAILS)
+    if (state == MADVISE_FAILS || *forced_guard())
         return false;
     if (madvise(page, page_size(), MADV_GUARD_INSTALL) == 0) {
         atomic_store_explicit(&madvise_guard, MADVISE_WORKS, memory_order_relaxed);
