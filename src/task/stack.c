@@ -197,6 +197,7 @@ static struct fut_stack_slab *slab_new(struct fut_stack_class *c)
         struct fut_stack *s = &slab->stacks[i];
         s->lo = (char *)slab->base + i * stride + page_size();
         s->size = c->size;
+        s->touched = false;
         guard_stack(s);
         s->valgrind_id = STACK_REGISTER(s->lo, (char *)s->lo + s->size);
         s->next = c->free;
