@@ -1184,6 +1184,72 @@ static void *overflow_task(void *arg)
     return TU_P(recurse(NULL, 0));
 }
 
+/* Runs fn as a task with 64 KiB stacks in a forked child (guard scheme `guard`, or the
+ * default) and returns the child's wait status. */
+static int run_in_child(fut_fn fn, const char *guard)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        if (guard)
+            setenv("FUT_TASK_STACK_GUARD", guard, 1);
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core);
+        fut_loop *loop = fut_loop_new();
+        fut_loop_set_task_stack_size(loop, 64 * 1024);
+        fut_future *f = fut_loop_create_task(loop, fn, NULL);
+        fut_loop_run_until_complete(loop, f);
+        _exit(0);  /* unreachable if the guard works */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void check_killed_by(int status, int sig)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || TU_CLANG_SANITIZED
+    /* the sanitizers report the crash themselves and exit non-zero */
+    ck_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
+    (void)sig;
+#else
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sig,
+                  "child status %#x: not killed by signal %d", status, sig);
+#endif
+}
+
+/* On a kernel without MADV_GUARD_INSTALL: a PROT_NONE page made with mprotect. */
+START_TEST(test_stack_overflow_mprotect_guard)
+{
+    check_killed_by(run_in_child(overflow_task, "mprotect"), SIGSEGV);
+}
+END_TEST
+
+/* Beyond the budget of guard mappings: the canary, checked when the task suspends. */
+static volatile char *canary_top;
+
+static void *overflow_a_little(void *arg)
+{
+    volatile char frame[128];
+    frame[0] = 1;
+    if (!canary_top) {
+        canary_top = frame;
+        fut_task_yield();  /* binds its PLT entry now: the resolver's frame is large */
+    }
+    /* 1 KiB past the stack's bottom: over the canary, not past the page below it */
+    if (canary_top - frame < 64 * 1024 + 1024)
+        return overflow_a_little(arg) + frame[0] ? NULL : NULL;
+    fut_task_yield();  /* the switch away finds the canary overwritten */
+    return NULL;
+}
+
+START_TEST(test_stack_overflow_canary)
+{
+    check_killed_by(run_in_child(overflow_a_little, "canary"), SIGABRT);
+}
+END_TEST
+
 /* A stack overflow hits the guard page: SIGSEGV, never silent corruption. */
 START_TEST(test_stack_overflow_hits_guard)
 {
@@ -1404,6 +1470,8 @@ int main(void)
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_stack_sizes);
     tcase_add_test(tc, test_stack_overflow_hits_guard);
+    tcase_add_test(tc, test_stack_overflow_mprotect_guard);
+    tcase_add_test(tc, test_stack_overflow_canary);
     tcase_add_test(tc, test_stacks_reused);
     tcase_add_test(tc, test_threadsafe_from_loop_thread_is_fifo);
     tcase_add_test(tc, test_call_later_negative_delays);

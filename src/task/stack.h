@@ -24,6 +24,7 @@ struct fut_stack {
     struct fut_stack *next;        /* the free list */
     unsigned valgrind_id;
     unsigned char guard;           /* enum fut_stack_guard */
+    bool touched;                  /* handed out before: its top page is in memory */
 };
 
 struct fut_stack_slab;
