@@ -2,6 +2,7 @@
 # Knows no backend (see src/README.md for the include rule).
 lib_LTLIBRARIES = libfutures.la
 libfutures_la_SOURCES = \
+	src/core/annotate.h \
 	src/core/as_completed.c \
 	src/core/bytes.c \
 	src/core/clock.c src/core/clock.h \
