@@ -11,6 +11,7 @@ libfutures_la_SOURCES = \
 	src/core/fork.c src/core/fork.h \
 	src/core/future.c src/core/future.h \
 	src/core/future_cache.c src/core/future_cache.h \
+	src/core/list.h \
 	src/core/map.c \
 	src/core/poller.c src/core/poller.h \
 	src/core/spin.c src/core/spin.h \
