@@ -81,9 +81,25 @@ static void check_inherited_executor(struct inherited *in)
     fut_future_unref(in->queued);
 }
 
+/* ThreadSanitizer refuses to start threads in a child forked from a multi-threaded
+ * process ("not supported", the child dies): there, new pools are not tried. */
+static bool thread_sanitizer(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    return true;
+#endif
+#endif
+    return false;
+}
+
 /* New pools of both kinds work in the child. */
 static void check_new_pools(void)
 {
+    if (thread_sanitizer())
+        return;
     fut_executor *pools[2] = { fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 }),
                                fut_process_pool_new(&(fut_pool_options){ .max_workers = 1 }) };
     for (int k = 0; k < 2; k++) {

@@ -125,6 +125,10 @@ START_TEST(test_batch_counts)
     for (double end = tu_now() + 20; !fut_running(held) && tu_now() < end;)
         tu_sleep(0.001);
     ck_assert(fut_running(held));
+    /* a process pool's dispatcher publishes its counts before it next sleeps */
+    fut_executor_stats w = wait_workers(ex, 1, 0);
+    ck_assert_uint_eq(w.workers, 1);
+    ck_assert_uint_eq(w.idle, 0);
     enum { N = 10 };
     fut_future *fs[N];
     for (int i = 0; i < N; i++)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/annotate.h"
 #include "core/executor.h"
 #include "core/fork.h"
 #include "core/future_cache.h"
@@ -34,6 +35,12 @@ void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, in
     ex->ops = ops;
     ex->max_workers = max_workers;
     ex->fork_generation = fut__fork_generation();
+    struct fut_executor_counters *c = &ex->counters;  /* relaxed atomics, read by anyone */
+    FUT_ATOMIC_VAR(&c->submitted);
+    FUT_ATOMIC_VAR(&c->started);
+    FUT_ATOMIC_VAR(&c->completed);
+    FUT_ATOMIC_VAR(&c->failed);
+    FUT_ATOMIC_VAR(&c->cancelled);
 }
 
 int fut_executor_max_workers(const fut_executor *ex)

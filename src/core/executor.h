@@ -14,7 +14,9 @@
  * Relaxed atomics: readers get each counter's own latest value, not a snapshot.
  */
 struct fut_executor_counters {
-    atomic_uint_least64_t submitted, started, completed, failed, cancelled;
+    atomic_uint_least64_t submitted;                       /* by submitters */
+    char pad[64];                                          /* apart from the workers' */
+    atomic_uint_least64_t started, completed, failed, cancelled;   /* by workers */
 };
 
 struct fut_executor_ops {

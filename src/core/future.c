@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/annotate.h"
 #include "core/executor.h"
 #include "core/future.h"
 #include "core/future_cache.h"
@@ -31,18 +32,22 @@ static void future_lock(fut_future *f)
 {
     int seen = 0;
     if (atomic_compare_exchange_strong_explicit(&f->lock, &seen, 1, memory_order_acquire,
-                                                memory_order_relaxed))
+                                                memory_order_relaxed)) {
+        FUT_HAPPENS_AFTER(&f->lock);
         return;
+    }
     if (seen != 2)
         seen = atomic_exchange_explicit(&f->lock, 2, memory_order_acquire);
     while (seen != 0) {
         syscall(SYS_futex, &f->lock, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
         seen = atomic_exchange_explicit(&f->lock, 2, memory_order_acquire);
     }
+    FUT_HAPPENS_AFTER(&f->lock);
 }
 
 static void future_unlock(fut_future *f)
 {
+    FUT_HAPPENS_BEFORE(&f->lock);
     if (atomic_exchange_explicit(&f->lock, 0, memory_order_release) == 2)
         syscall(SYS_futex, &f->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -59,7 +64,14 @@ fut_future *fut__future_alloc(void)
         errno = ENOMEM;
         return NULL;
     }
+    FUT_NEW_MEMORY(f, sizeof *f);  /* recycled by the cache: a new object */
     memset(f, 0, sizeof *f);
+    FUT_ATOMIC_VAR(&f->state);
+    FUT_ATOMIC_VAR(&f->lock);
+    FUT_ATOMIC_VAR(&f->refs);
+    /* seeds the hand-offs through the lock and the state (see future.h) */
+    FUT_HAPPENS_BEFORE(&f->lock);
+    FUT_HAPPENS_BEFORE(&f->state);
     atomic_init(&f->refs, 1);
     atomic_init(&f->state, FUT_STATE_PENDING);
     f->fork_generation = (uint8_t)fut__fork_generation();
@@ -109,8 +121,12 @@ static void release_part(fut_future *f)
 
 void fut_future_unref(fut_future *f)
 {
-    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    if (!f)
         return;
+    FUT_HAPPENS_BEFORE(&f->refs);
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    FUT_HAPPENS_AFTER(&f->refs);  /* every other holder's accesses came before */
     free_callbacks(f->callbacks);  /* a future freed before it was done */
     if (f->exception)
         free(f->message);
@@ -149,6 +165,7 @@ static void run_callbacks(fut_future *f, struct fut_list callbacks)
  */
 static void complete_locked(fut_future *f, int state)
 {
+    FUT_HAPPENS_BEFORE(&f->state);
     atomic_store_explicit(&f->state, state, memory_order_release);
     bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
     /* a notified as_completed iterator may free its link at once: read next first */
@@ -202,6 +219,7 @@ int fut_set_running_or_notify_cancel(fut_future *f)
     if (!f)
         return FUT_EINVAL;
     uint8_t state = FUT_STATE_PENDING;
+    FUT_HAPPENS_BEFORE(&f->state);
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
         struct fut_executor_counters *counters = fut__task_counters(f);
         if (counters)

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/annotate.h"
 #include "core/fork.h"
 #include "core/list.h"
 #include "futures.h"
@@ -181,9 +182,13 @@ int fut__future_add_callback(fut_future *f, fut_done_fn cb, void *arg, bool inli
 /* Whether f is done (cancelled or finished): a check for fut__spin_until. */
 bool fut__future_is_done(void *f);
 
+/* An acquire: whoever sees a state also sees what was written before it was set (the
+ * annotation tells valgrind's thread checkers, core/annotate.h). */
 static inline int fut__future_state(const fut_future *f)
 {
-    return atomic_load_explicit(&((fut_future *)f)->state, memory_order_acquire);
+    int state = atomic_load_explicit(&((fut_future *)f)->state, memory_order_acquire);
+    FUT_HAPPENS_AFTER(&f->state);
+    return state;
 }
 
 static inline bool fut__state_is_done(int state)

@@ -2,6 +2,7 @@
 # Knows no backend (see src/README.md for the include rule).
 lib_LTLIBRARIES = libfutures.la
 libfutures_la_SOURCES = \
+	src/core/annotate.h \
 	src/core/as_completed.c \
 	src/core/backend.c src/core/backend.h \
 	src/core/bytes.c \
@@ -19,7 +20,7 @@ libfutures_la_SOURCES = \
 	src/core/version.c \
 	src/core/wait.c \
 	src/core/waiter.c src/core/waiter.h
-libfutures_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+libfutures_la_CFLAGS = $(AM_CFLAGS) $(ANNOTATE_CFLAGS) -fvisibility=hidden
 # Exported symbols and their versions: src/libfutures.sym (see its head to add one).
 libfutures_la_LDFLAGS = -version-info $(FUT_LT_VERSION) \
 	-Wl,--version-script=$(top_srcdir)/src/libfutures.sym

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/annotate.h"
 #include "core/task_context.h"
 #include "process/fd_registry.h"
 #include "process/pool.h"
@@ -306,6 +307,8 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     fut__executor_init(&pool->base, &process_pool_ops,
                        opts && opts->max_workers ? opts->max_workers : fut__cpu_count());
     pool->poller.epfd = pool->wakefd = pool->fs_sock = -1;
+    FUT_ATOMIC_VAR(&pool->stat_workers);  /* published by the dispatcher, read by anyone */
+    FUT_ATOMIC_VAR(&pool->stat_idle);
     if (opts) {
         pool->config.initializer = opts->initializer;
         pool->config.initarg = opts->initarg;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/annotate.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/future_cache.h"
@@ -87,6 +88,7 @@ static void push_incoming(struct thread_pool *pool, fut_future *f)
     struct fut_list_node *head = atomic_load_explicit(&pool->incoming, memory_order_relaxed);
     do {
         node->next = head;
+        FUT_HAPPENS_BEFORE(&pool->incoming);
     } while (!atomic_compare_exchange_weak_explicit(&pool->incoming, &head, node,
                                                     memory_order_release, memory_order_relaxed));
 }
@@ -96,6 +98,7 @@ static void drain_incoming_locked(struct thread_pool *pool)
 {
     struct fut_list_node *stack = atomic_exchange_explicit(&pool->incoming, NULL,
                                                            memory_order_acquire);
+    FUT_HAPPENS_AFTER(&pool->incoming);
     struct fut_list oldest_first = { NULL, stack };
     while (stack) {
         struct fut_list_node *next = stack->next;
