@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Boost.Context's raw switch, the floor for a stackful coroutine switch: two contexts
 // ping-ponging through jump_fcontext. Prints `@bench switch 1 boost-fcontext ...` records
 // for bench_tasks. Each run is a fresh process (this program re-executes itself).

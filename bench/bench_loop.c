@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_loop: the event loop against libuv (and asyncio, through bench_loop.py), in one
  * table (bench_util): each row is min / median / max over --runs fresh processes (5), the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio's side of bench_loop: the same measurements, each run in a fresh process,
 printed as `@bench SECTION WORKERS IMPLEMENTATION METRIC VALUE...` records that
 bench_loop.c adds to its table (see bench/bench_util.h)."""

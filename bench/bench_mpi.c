@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_mpi: the MPI executor's figures, one JSON line each, for bench/bench_mpi.py (which
  * runs this under mpirun -np 3 several times and prints it beside mpi4py.futures).

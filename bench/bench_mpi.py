@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """MPI executor benchmark: libfutures-mpi side by side with mpi4py.futures.
 
 Without --peer: runs `MPIRUN -np 3 bench_mpi` (the C side, JSON lines) and

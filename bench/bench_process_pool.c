@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Process pool benchmark: no-op submit throughput, round trip, fut_map over tiny items,
  * a CPU-bound batch (speedup over running it serially), and a 64 MiB bytes result

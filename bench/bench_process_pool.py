@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Process pool benchmark, libfutures side by side with Python.
 
 Runs bench_process_pool (the C side, JSON lines) and the same measurements with

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio's side of bench_tasks: each measurement in a fresh process (a new interpreter),
 printed as `@bench SECTION 1 asyncio METRIC v1 v2 ...` records that bench_tasks imports.
 The first (cold) run is dropped, as in bench_tasks."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by every benchmark in bench/: clock, statistics of repeated runs,
  * percentiles, CPU work that cannot be optimised away, running a measurement in a fresh

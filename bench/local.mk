@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmarks: built and run by `make bench` only, never by `make all`, `make check` or
 # `make distcheck` (EXTRA_PROGRAMS are built on demand; their sources are still shipped).
 BENCH_BINARIES = bench/bench-thread-pool

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the thread pool benchmarks: the Python peer first, then bench-thread-pool, which
 # prints one table with every implementation (see bench/README.md).
 #

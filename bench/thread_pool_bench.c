@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The thread pool against its peers: GLib's GThreadPool, libuv's uv_queue_work, the
  * textbook mutex + condition variable pool that mallocs a node per task, and that pool

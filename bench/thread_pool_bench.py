@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Python's concurrent.futures.ThreadPoolExecutor on the benchmarks of bench-thread-pool.
 
 Prints records that bench-thread-pool --import adds to its table (see bench_util.h):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * async_fib: a task that offloads CPU-bound work to a process pool and awaits it.
  *

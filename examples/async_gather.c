@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * async_gather: five tasks that each wait DELAY seconds, three ways.
  *

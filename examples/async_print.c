@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * async_print: callbacks scheduled with fut_loop_call_later, in scrambled order, print
  * in the order of their times; the last one stops the loop.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cpu_batch: a CPU-bound batch, first sequentially and then on a pool, with the speedup.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo_server: a line server on 127.0.0.1 with one task per connection, asyncio's
  * start_server written as straight-line C.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the examples: error reporting, a monotonic clock and option parsing.
  * Kept tiny and header-only so that each example still reads as one self-contained file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * first_completed: wait for the first of several tasks, then cancel the rest.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gather_sleeps: ten sleeps of 0.1 .. 1.0 s, gathered: the gather finishes in the time of
  * the longest (about 1 s), not of their sum (5.5 s).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * glib_embed: a libfutures loop driven by a GLib main loop, as a GUI program would.
  *

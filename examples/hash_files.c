@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hash_files: hash files on a thread pool, printing each result as soon as it is ready.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * line_server: a TCP server on 127.0.0.1, driven by the event loop. Each line a client
  * sends is a number n; the reply is the count of primes up to n. Counting is CPU work,

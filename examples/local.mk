@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The examples of README.md and of the event loop and process pool: built by plain `make`,
 # never installed.
 noinst_PROGRAMS += \

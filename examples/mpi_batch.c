@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mpi_batch: the CPU-bound batch of cpu_batch.c, on the ranks of an MPI job.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check runs examples/mpi_batch once under mpirun -np 3 with small arguments and checks
 # its report; SKIP (77) when libfutures-mpi is not built. Flags as in tests/test_mpi.sh.
 prog=./examples/mpi_batch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ping_pong: two tasks take turns through fut_task_yield (asyncio.sleep(0)), which puts
  * the running task at the back of the loop's ready queue.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shared_counter: why shared state needs a lock, even in a pool.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signal_server: a TCP server on 127.0.0.1 that stops cleanly on SIGINT or SIGTERM.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check runs every example once, with small arguments, and checks its output, so
 # that an example that no longer builds, runs or says what README.md shows is caught here
 # rather than by a reader. Run from the top of the build tree, as the test harness does.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The coroutine-task examples, each once with small arguments, their output checked.
 # Run from the top of the build tree, as the test harness does.
 set -eu

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libfutures: Python's concurrent.futures for C.
  *

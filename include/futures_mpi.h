@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libfutures-mpi: the executor of libfutures over MPI (mpi4py.futures.MPICommExecutor).
  *

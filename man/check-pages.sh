@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # check-pages.sh: checks the libfutures manual pages.
 #
 # Usage: man/check-pages.sh [SRCDIR]

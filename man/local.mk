@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Manual pages: man3 (one page per public function; a page shared by a family is a real
 # page, the other members are ".so man3/PAGE.3" links) and the futures(7) overview.
 # man/check-pages.sh checks that every function of include/futures.h has a page and that

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The include rule of src/ (see src/README.md): dependencies point one way.
 #   core     -> core                       (knows no backend)
 #   thread   -> core

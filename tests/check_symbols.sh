@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The shared library exports exactly the public API:
 #  1. the set of dynamic symbols it defines equals the set of FUT_API functions declared
 #     in the public headers (a function declared but not exported fails, and so does an

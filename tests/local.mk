@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Check test suite (futures, waiting, as_completed, thread pool, map, argument checks,
 # event loop, process pool), the exported-symbols and include-rule checks, and the
 # line_server example's self-test. Each program is one area; tests/testutil.h holds shared

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A shared object that only the root of tests/test_mpi loads (dlopen): its functions cannot
  * run on worker ranks, which must say so. */
 #include <stdint.h>

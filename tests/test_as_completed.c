@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_as_completed: completion order, done-first, duplicates, timeouts, early free. */
 #include "testutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bad input: every function of the foundation (futures, waiting, executors, tasks) with
  * NULL handles, callbacks, outputs and invalid options; and fut_strerror for every code.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Embedding the loop (fut_loop_fd, fut_loop_timeout, fut_loop_run_once) and its signal
  * handlers: one test per sentence of the contract (API.md, "Embedding the loop, and

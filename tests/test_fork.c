@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fork safety: in a child forked from a process with thread pools, process pools and
  * loops, the inherited objects fail fast (FUT_EBROKEN, errno ENOTRECOVERABLE) instead of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Futures: the state machine, results and exceptions, timeouts, done callbacks,
  * reference counting, fut_raise and fut_bytes buffers.

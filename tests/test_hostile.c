@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The hostile pass (issues 9 and 13): what a user who tries to break the library does,
  * each case a test of what must hold. Where the failure mode is a hang, the case runs in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The event loop: scheduling order, timers, cancellation, stop semantics, threadsafe
  * calls, fd watchers, loop futures, executors, sleep, gather, lifetime and bad input.

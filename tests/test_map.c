@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_map on the thread pool: order, chunking, failures, timeouts. */
 #include <stdatomic.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The MPI executor, run by tests/test_mpi.sh under mpirun -np 4 (one root, three worker
  * ranks). Not a Check program: Check forks each test, and a forked child is no MPI rank.

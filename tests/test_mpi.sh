@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs tests/test_mpi under mpirun -np 4 (one root, three worker ranks), bounded in time.
 # SKIP (77) when libfutures-mpi was not built or no launcher was found. Open MPI refuses
 # to run as root and to put 4 ranks on fewer cores unless told: the flags below say so

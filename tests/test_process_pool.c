@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process pool: values, copies and bytes across the process boundary, exceptions,
  * worker deaths, retirement, timeouts, cancellation, initializers, reseeding, map,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_executor_get_stats and the version functions: counts after batches with failures,
  * cancellations and fut_map items, rejected submits, after shutdown, and the size contract

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Coroutine tasks (API.md, "Coroutine tasks"): create_task, the awaits, yield, the
  * cancellation rules, fut_run, fut_loop_free's clean-up, stacks (size, guard page, 100,000

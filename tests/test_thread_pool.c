@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The thread pool: sizing, workers on demand, names, initializers, shutdown, submitting
  * from tasks and from many threads, scale, and no leaked threads or fds.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_wait: the three conditions, timeouts, the stable in-place partition. */
 #include "testutil.h"
 

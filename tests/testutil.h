@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared helpers for the Check test programs: clocks, fd, thread and child counting,
  * the quick mode of stress tests, gates and counters to order threads without sleeping,

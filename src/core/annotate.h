@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: happens-before annotations for valgrind's thread checkers (helgrind, DRD).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_as_completed: one waiter attached to every distinct pending future records each one
  * as it finishes; next() hands them out in that order. Futures already done are queued

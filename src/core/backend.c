@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The hook table of core/backend.h. */
 #include "core/backend.h"
 

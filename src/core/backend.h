@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the entry points an executor built as a library of its own (libfutures-mpi)
  * needs from libfutures. libfutures exports only fut_* names, so its internals reach such

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_bytes buffers: a length header before the data, and a registry of the live buffers
  * nobody has claimed yet, so that a task's returned pointer can be recognised as a buffer

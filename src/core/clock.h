@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: CLOCK_MONOTONIC deadlines from the API's double-seconds timeouts. */
 #ifndef FUT_CLOCK_H
 #define FUT_CLOCK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The executor interface: argument checks and the task's future, shared by every backend. */
 #include <sched.h>
 #include <stdlib.h>

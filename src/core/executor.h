@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the executor interface every backend (thread pool, process pool) implements. */
 #ifndef FUT_EXECUTOR_H
 #define FUT_EXECUTOR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fork generation (core/fork.h): incremented in every forked child, before the
  * child's code runs again (pthread_atfork's child handler). */
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: fork safety. A process forked from one with pools and loops inherits their
  * memory but none of their threads, and shares their processes, sockets and epoll sets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The future: a state machine (PENDING -> RUNNING -> FINISHED, PENDING -> CANCELLED), a
  * list of done callbacks and a list of waiters, under one small per-future lock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the one future implementation shared by every executor and the loop. */
 #ifndef FUT_FUTURE_H
 #define FUT_FUTURE_H

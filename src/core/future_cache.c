@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The futures' allocator: slabs carved into futures, behind a small cache per thread.
  *

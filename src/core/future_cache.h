@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: where futures live: slabs behind a per-thread cache, so that submitting a task
  * does not call malloc and a freed batch gives its memory back (future_cache.c). */
 #ifndef FUT_FUTURE_CACHE_H

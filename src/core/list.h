@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the one intrusive FIFO of the library, in the manner of libuv's queue.h: the
  * node lives inside the queued object, so queueing never allocates, and the owner gets

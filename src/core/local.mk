@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # src/core: futures, waiting, bytes, the task context, the executor interface and fut_map.
 # Knows no backend (see src/README.md for the include rule).
 lib_LTLIBRARIES = libfutures.la

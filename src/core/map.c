@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_map: items travel in chunks, each chunk one task that runs fn on every item and
  * returns a fut_bytes reply with each item's value and code. The reply is a buffer, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The epoll wrapper: one epoll instance and the buffer its waits fill. */
 #include <errno.h>
 #include <stdlib.h>

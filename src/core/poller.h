@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the one epoll wrapper, used by the event loop and the process pool's
  * dispatcher, in the manner of redis's ae_epoll.c: descriptors are named by their fd,

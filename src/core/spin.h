@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: bounded busy-waiting before parking a thread. A short task finishing on
  * another core is cheaper to watch than to sleep on (two context switches, two syscalls). */
 #ifndef FUT_SPIN_H

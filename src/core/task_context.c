@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_raise and the task runner: a thread-local context catches what the task raises. */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: running a task, catching fut_raise, recognising fut_bytes results. */
 #ifndef FUT_TASK_H
 #define FUT_TASK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_version, fut_version_string: the version of the library that is loaded, from the
  * configure-generated futures_version.h it was built with. */
 #include "futures.h"

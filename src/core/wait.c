@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut_wait: one waiter attached to every pending future, as Python's wait() does; for
  * ALL_COMPLETED, the futures one at a time. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: one blocked thread waiting on one or many futures (fut_result, fut_wait,
  * fut_as_completed). Futures notify it from their completing thread; nobody polls. */
 #ifndef FUT_WAITER_H

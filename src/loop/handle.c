@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The handle table: slots with generations, recycled through a LIFO free list (taking and
  * freeing a slot, the loop's hot path, are inline in handle.h). */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the table behind fut_handle. A handle names its loop, a slot and the slot's
  * generation, so cancelling by handle is O(1), a stale handle (its callback ran or was

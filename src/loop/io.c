@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The loop's fd watchers: level-triggered readiness callbacks, one registration per fd
  * for both directions, in a table indexed by fd.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # src/loop: the event loop (loop, ready queue, timer heap, handles, loop futures).
 # Uses src/core and the executor interface.
 libfutures_la_SOURCES += \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The event loop: a ready queue, a timer heap and epoll, driven by one thread.
  *

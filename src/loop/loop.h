@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the event loop, shared by loop.c (scheduling, timers, fds, running) and
  * loop_future.c (loop futures and the bridges to executors).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Loop futures and what is built on them: the dispatcher that runs their callbacks on the
  * loop, the bridge from any other future (run_in_executor, wrap_future), sleep and gather.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ready queue: a FIFO of slot indexes in linked blocks (ready.h). */
 #include <stdlib.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the loop's ready queue, a FIFO of slot indexes (loop.h tells what an index
  * names), in blocks that are linked rather than reallocated: growing it copies nothing.

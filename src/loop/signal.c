@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_loop_add_signal_handler: asyncio's signal handlers, with a self-pipe.
  *

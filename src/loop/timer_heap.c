@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The timer heap: an implicit binary heap in one array. Invariant: no entry is earlier
  * than its parent, by (when, seq); seq is unique, so the order is total and timers due

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal: the loop's timers, a binary min-heap ordered by (time, sequence number). */
 #ifndef FUT_TIMER_HEAP_H
 #define FUT_TIMER_HEAP_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # src/mpi: the MPI executor, an optional library of its own (libfutures-mpi), built when
 # configure finds an MPI C compiler. It is compiled with CC and the flags MPI's compiler
 # wrapper reports (MPI_CFLAGS / MPI_LIBS), and links against libfutures.la, whose internals

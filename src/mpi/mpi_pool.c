@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut_mpi_pool_new: the collective start of an MPI executor, MPI's initialisation and
  * finalisation when the library did the former, and the registry of live executors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ELF objects by build-id, path and extent: dl_iterate_phdr on both sides. */
 #include <elf.h>
 #include <link.h>

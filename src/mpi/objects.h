@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: naming a function across ranks. Every rank runs the same program, but ASLR and
  * PIE load each ELF object (the executable, each shared library) at a different address,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the messages between the root and the worker ranks of an MPI executor.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The MPI executor on a worker rank: a loop on the thread that called fut_mpi_pool_new.
  *

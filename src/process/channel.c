@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The parent's end of each worker's socket: handed tasks go out as FUT_WIRE_TASK messages
  * (as much as the nonblocking socket takes), START and outcome messages come in and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher thread: each round it schedules queued tasks onto workers (starting
  * workers up to max_workers), expires tasks past task_timeout, then waits in epoll for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process pools' descriptors, closed in every child of a fork (see fd_registry.h). */
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: the descriptors that process pools own in the calling process (each pool's
  * end of its fork server's socket, its workers' sockets, its epoll instance and eventfd).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher's side of the fork server: SPAWN and KILL requests (sent without
  * blocking; what the socket cannot take is owed until it is writable), SPAWNED and EXITED

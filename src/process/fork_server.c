@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fork server. It runs in a child forked from a possibly multi-threaded process, so
  * it restricts itself to system calls: no malloc, no stdio, no locks. Its table of live

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # src/process: the fork-based process pool (pool, dispatcher, fork server, workers, wire).
 # Uses src/core.
 libfutures_la_SOURCES += \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process pool's executor interface and its queue: submit, shutdown, free, and the
  * pool's creation (the fork server first, then the dispatcher thread). See pool.h.

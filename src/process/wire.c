@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Framed messages: a staging buffer for small messages, direct reads for large payloads. */
 #include <errno.h>
 #include <string.h>

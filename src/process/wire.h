@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: framed messages between the process pool's parent and its workers.
  *

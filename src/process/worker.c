@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The worker loop. The socket is blocking on this side: the parent's dispatcher never
  * blocks, so a worker writing a large result while the parent writes it a large argument

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The suspension points of a task: fut_await(_timeout), fut_task_yield and the fd awaits.
  *

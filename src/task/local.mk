@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # src/task: coroutine tasks on the event loop (create_task, await, yield, fut_run), each
 # on a stack of its own. The stack switch is assembly on x86-64 and AArch64, ucontext
 # elsewhere (configure --with-task-switch).

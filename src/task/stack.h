@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: task stacks. See stack.c for how 100,000 of them fit the kernel's limit on
  * mappings while each keeps a guard page below it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: switching stacks. A context is what a suspended stack needs to resume: with
  * the assembly routines (switch_x86_64.S, switch_aarch64.S) its stack pointer alone, the

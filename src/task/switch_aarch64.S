@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fut__ctx_switch(struct fut_ctx *from, struct fut_ctx *to) for AArch64 (AAPCS64).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fut__ctx_make for the assembly switches: lays out the frame fut__ctx_switch pops. */
 #include <stdint.h>
 #include <string.h>

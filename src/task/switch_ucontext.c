@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The portable context switch: makecontext/swapcontext. Slower than the assembly
  * routines (swapcontext saves the signal mask, a system call each way), for CPUs that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Coroutine tasks: creating, running on a stack of their own, cancelling, fut_run, and
  * the loop's clean-up.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal: coroutine tasks, shared by task.c (creating, running, cancelling, fut_run,
  * the loop's clean-up) and await.c (the awaits and yield).
