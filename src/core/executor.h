@@ -73,6 +73,27 @@ fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size
 /* Fills the core's part of a new executor (every backend calls it). */
 void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers);
 
+/*
+ * shutdown(cancel_futures): cancels every future of `queued` (tasks an executor took off
+ * its queue) and drops the executor's reference to each. A task already handed to a
+ * worker once (a process pool's requeued task) is running, not pending: it fails with
+ * FUT_ECANCELLED instead. Inline: libfutures-mpi uses it too (public calls only).
+ */
+static inline void fut__executor_cancel_queued(struct fut_list queued)
+{
+    struct fut_list_node *node, *next;
+    fut_list_for_each_safe(node, next, &queued) {
+        fut_future *f = fut__task_of(node);
+        if (fut__future_flag(f, FUT_FLAG_REQUEUED)) {
+            fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started");
+        } else {
+            fut_cancel(f);
+            fut_set_running_or_notify_cancel(f);
+        }
+        fut_future_unref(f);
+    }
+}
+
 /* Validated options with defaults applied. */
 int fut__pool_options_check(const fut_pool_options *opts);
 int fut__cpu_count(void);

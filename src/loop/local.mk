@@ -3,6 +3,7 @@
 # Uses src/core and the executor interface.
 libfutures_la_SOURCES += \
 	src/loop/handle.c src/loop/handle.h \
+	src/loop/inbox.c \
 	src/loop/io.c \
 	src/loop/loop.c src/loop/loop.h \
 	src/loop/loop_future.c \

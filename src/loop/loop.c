@@ -46,7 +46,7 @@ static void fail_handle(int err, fut_handle *h)
 
 /* ---- scheduling --------------------------------------------------------------------- */
 
-static fut_handle call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned)
+fut_handle fut__loop_call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned)
 {
     fut_handle h = 0;
     uint32_t i = fut__slots_alloc(&loop->slots, cb, arg, FUT_SLOT_READY, owned, &h);
@@ -81,7 +81,7 @@ fut_handle fut_loop_call_soon(fut_loop *loop, fut_callback cb, void *arg)
         errno = EINVAL;
         return 0;
     }
-    return call_soon(loop, cb, arg, false);
+    return fut__loop_call_soon(loop, cb, arg, false);
 }
 
 fut_handle fut_loop_call_at(fut_loop *loop, double when, fut_callback cb, void *arg)
@@ -105,106 +105,12 @@ fut_handle fut_loop_call_later(fut_loop *loop, double delay, fut_callback cb, vo
 
 fut_handle fut__loop_call_soon_owned(fut_loop *loop, fut_callback cb, void *arg)
 {
-    return call_soon(loop, cb, arg, true);
+    return fut__loop_call_soon(loop, cb, arg, true);
 }
 
 fut_handle fut__loop_call_later_owned(fut_loop *loop, double delay, fut_callback cb, void *arg)
 {
     return call_at(loop, fut__now() + delay, cb, arg, true);
-}
-
-/* Wakes the loop out of epoll_wait. Called under core->lock, so the fd is still open. */
-static void wake(fut_loop *loop)
-{
-    uint64_t one = 1;
-    /* EAGAIN means the counter is already non-zero: the loop will wake anyway */
-    if (write(loop->wake_fd, &one, sizeof one) < 0)
-        return;
-}
-
-static int inbox_push(fut_loop *loop, fut_callback cb, void *arg, bool owned, fut_handle *h)
-{
-    if (loop->inbox_n == loop->inbox_cap) {
-        size_t cap = loop->inbox_cap ? loop->inbox_cap * 2 : 256;
-        uint32_t *v = realloc(loop->inbox, cap * sizeof *v);
-        if (!v)
-            return FUT_ENOMEM;
-        loop->inbox = v;
-        loop->inbox_cap = cap;
-    }
-    uint32_t i = fut__slots_alloc(&loop->ts_slots, cb, arg, FUT_SLOT_READY, owned, h);
-    if (i == FUT_SLOT_NONE)
-        return FUT_ENOMEM;
-    loop->inbox[loop->inbox_n++] = i;
-    atomic_store(&loop->inbox_count, loop->inbox_n);
-    if (atomic_load(&loop->sleeping) || atomic_load(&loop->embedded))
-        wake(loop);
-    return 0;
-}
-
-fut_handle fut__loop_post(struct fut_loop_core *core, fut_callback cb, void *arg, bool owned)
-{
-    fut_handle h = 0;
-    int rc = FUT_ESHUTDOWN;
-    pthread_mutex_lock(&core->lock);
-    if (core->loop && fut__loop_inherited(core->loop))
-        rc = FUT_EBROKEN;
-    else if (core->loop)
-        rc = inbox_push(core->loop, cb, arg, owned, &h);
-    pthread_mutex_unlock(&core->lock);
-    if (rc)
-        fail_handle(-rc, &h);
-    return h;
-}
-
-/* Against fut_loop_free: the call counts itself in flight, then looks at `freed`; free
- * sets `freed`, then waits for the calls in flight (both sequentially consistent, so one
- * of the two sees the other). A call that saw `freed` clear is waited for; one that sees
- * it set touches nothing but the loop record, which free keeps (quarantined). */
-fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *arg)
-{
-    if (!loop || !cb) {
-        errno = EINVAL;
-        return 0;
-    }
-    /* From the loop's own thread the callback keeps its place in line with call_soon's
-     * (one FIFO, as in asyncio): the inbox would run it after those queued later. */
-    if (fut__loop_core_is_current(loop->core))
-        return call_soon(loop, cb, arg, false);
-    atomic_fetch_add(&loop->ts_in_flight, 1);
-    fut_handle h = 0;
-    if (atomic_load(&loop->freed))
-        errno = ESHUTDOWN;
-    else
-        h = fut__loop_post(loop->core, cb, arg, false);
-    atomic_fetch_sub(&loop->ts_in_flight, 1);
-    return h;
-}
-
-/* Moves the inbox into the ready queue, in arrival order. */
-static void drain_inbox(fut_loop *loop)
-{
-    size_t n = atomic_load_explicit(&loop->inbox_count, memory_order_relaxed);
-    /* reserve first, mostly outside the lock: a failure leaves the inbox for the next try */
-    if (n == 0 || fut__ready_reserve(&loop->ready, n + FUT_READY_BLOCK) != 0)
-        return;
-    pthread_mutex_lock(&loop->core->lock);
-    n = loop->inbox_n;
-    if (fut__ready_reserve(&loop->ready, n) != 0) {
-        pthread_mutex_unlock(&loop->core->lock);
-        return;
-    }
-    uint32_t *taken = loop->inbox;
-    size_t taken_cap = loop->inbox_cap;
-    loop->inbox = loop->inbox_spare;
-    loop->inbox_cap = loop->spare_cap;
-    loop->inbox_n = 0;
-    atomic_store(&loop->inbox_count, 0);
-    pthread_mutex_unlock(&loop->core->lock);
-    for (size_t k = 0; k < n; k++)
-        fut__ready_push(&loop->ready, taken[k] | FUT_READY_TS);  /* reserved: cannot fail */
-    loop->inbox_spare = taken;
-    loop->spare_cap = taken_cap;
 }
 
 /* ---- cancelling --------------------------------------------------------------------- */
@@ -228,23 +134,12 @@ static void cancel_timer(fut_loop *loop, struct fut_slot *s)
     }
 }
 
-static int cancel_threadsafe(fut_loop *loop, fut_handle h)
-{
-    uint32_t i;
-    pthread_mutex_lock(&loop->core->lock);
-    int rc = fut__slots_find(&loop->ts_slots, h, &i);
-    if (rc == 0)
-        fut__slot(&loop->ts_slots, i)->state = FUT_SLOT_CANCELLED;
-    pthread_mutex_unlock(&loop->core->lock);
-    return rc;
-}
-
 int fut_loop_cancel(fut_loop *loop, fut_handle h)
 {
     if (!loop || h == 0)
         return FUT_EINVAL;
     if (h & FUT_LOOP_TS_TAG)
-        return cancel_threadsafe(loop, h);
+        return fut__inbox_cancel(loop, h);
     uint32_t i;
     int rc = fut__slots_find(&loop->slots, h, &i);
     if (rc)
@@ -269,24 +164,26 @@ static void drop_cancelled_timers(fut_loop *loop)
     }
 }
 
-static int poll_timeout_ms(fut_loop *loop)
+/* Seconds to the next live timer, 0 when one is due, -1 when none is scheduled. */
+static double next_timer_delay(fut_loop *loop)
 {
-    if (loop->ready.n || atomic_load_explicit(&loop->stopping, memory_order_relaxed))
-        return 0;
     drop_cancelled_timers(loop);
     const struct fut_timer *t = fut__timer_heap_top(&loop->timers);
     if (!t)
         return -1;
     double delay = t->when - fut__now();
-    if (delay <= 0)
-        return 0;
-    /* rounded up: waking early would only spin through an empty iteration */
-    return delay * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(delay * 1e3);
+    return delay > 0 ? delay : 0;
 }
 
-static bool inbox_nonempty(void *loop)
+static int poll_timeout_ms(fut_loop *loop)
 {
-    return atomic_load_explicit(&((fut_loop *)loop)->inbox_count, memory_order_relaxed) > 0;
+    if (loop->ready.n || atomic_load_explicit(&loop->stopping, memory_order_relaxed))
+        return 0;
+    double delay = next_timer_delay(loop);
+    if (delay <= 0)
+        return (int)delay;  /* -1: no timer, 0: one is due */
+    /* rounded up: waking early would only spin through an empty iteration */
+    return delay * 1e3 >= MAX_POLL_MS ? MAX_POLL_MS : (int)ceil(delay * 1e3);
 }
 
 /* Waits for fds, the timeout or the inbox; returns the number of fd events. */
@@ -295,7 +192,7 @@ static int poll_io(fut_loop *loop, int timeout)
     /* An executor's completion due from another thread is usually microseconds away:
      * watching the inbox that long is far cheaper than sleeping and being woken. */
     if (timeout != 0 && atomic_load(&loop->core->bridges) > 0 &&
-        fut__spin_until(inbox_nonempty, loop, timeout < 0 ? FUT_FOREVER : timeout / 1e3))
+        fut__spin_until(fut__inbox_nonempty, loop, timeout < 0 ? FUT_FOREVER : timeout / 1e3))
         timeout = 0;
     if (timeout != 0) {
         atomic_store(&loop->sleeping, true);
@@ -332,25 +229,12 @@ static void move_due_timers(fut_loop *loop)
     }
 }
 
-static bool run_threadsafe(fut_loop *loop, uint32_t i)
-{
-    pthread_mutex_lock(&loop->core->lock);
-    struct fut_slot *s = fut__slot(&loop->ts_slots, i);
-    fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
-    void *arg = s->arg;
-    fut__slots_free(&loop->ts_slots, i);
-    pthread_mutex_unlock(&loop->core->lock);
-    if (cb)
-        cb(arg);
-    return cb != NULL;
-}
-
 /* The slot is freed before the call: cancelling the handle from inside says ENOENT.
  * Returns whether a callback ran (a cancelled one does not). */
 static bool run_entry(fut_loop *loop, uint32_t entry)
 {
     if (entry & FUT_READY_TS)
-        return run_threadsafe(loop, entry & ~FUT_READY_TS);
+        return fut__inbox_run(loop, entry & ~FUT_READY_TS);
     struct fut_slot *s = fut__slot(&loop->slots, entry);
     fut_callback cb = s->state == FUT_SLOT_READY ? s->cb : NULL;
     void *arg = s->arg;
@@ -363,12 +247,12 @@ static bool run_entry(fut_loop *loop, uint32_t entry)
 /* One iteration, polling at most max_ms (-1: no cap); returns the callbacks it ran. */
 static int run_once(fut_loop *loop, int max_ms)
 {
-    drain_inbox(loop);
+    fut__inbox_drain(loop);
     int timeout = poll_timeout_ms(loop);
     if (max_ms >= 0 && (timeout < 0 || timeout > max_ms))
         timeout = max_ms;
     int n_events = poll_io(loop, timeout);
-    drain_inbox(loop);
+    fut__inbox_drain(loop);
     size_t ready_before = loop->ready.n;
     move_due_timers(loop);
     size_t due = loop->ready.n - ready_before;
@@ -485,12 +369,7 @@ double fut_loop_timeout(fut_loop *loop)
         return 0;
     if (loop->ready.n || atomic_load(&loop->inbox_count) > 0)
         return 0;
-    drop_cancelled_timers(loop);
-    const struct fut_timer *t = fut__timer_heap_top(&loop->timers);
-    if (!t)
-        return -1;
-    double delay = t->when - fut__now();
-    return delay > 0 ? delay : 0;
+    return next_timer_delay(loop);
 }
 
 int fut_loop_run_once(fut_loop *loop, double timeout)
@@ -597,7 +476,7 @@ static bool take_pending(fut_loop *loop, fut_callback *cb, void **arg)
 {
     struct fut_slot_table *table = &loop->slots;
     uint32_t i;
-    drain_inbox(loop);
+    fut__inbox_drain(loop);
     if (loop->ready.n) {
         i = fut__ready_pop(&loop->ready);
         if (i & FUT_READY_TS) {

@@ -110,6 +110,19 @@ static inline bool fut__loop_inherited(const fut_loop *loop)
     return fut__inherited(loop->fork_generation);
 }
 
+/* loop.c: call_soon; `owned` as for fut__loop_call_soon_owned */
+fut_handle fut__loop_call_soon(fut_loop *loop, fut_callback cb, void *arg, bool owned);
+
+/* inbox.c (the loop thread, except where said; fut__loop_post above lives there too) */
+/* Moves the inbox into the ready queue, in arrival order. */
+void fut__inbox_drain(fut_loop *loop);
+/* Cancels a threadsafe handle: 0, FUT_ENOENT or FUT_EINVAL (any thread). */
+int  fut__inbox_cancel(fut_loop *loop, fut_handle h);
+/* Runs the threadsafe slot i; whether a callback ran (a cancelled one does not). */
+bool fut__inbox_run(fut_loop *loop, uint32_t i);
+/* Whether the inbox holds anything: a check for fut__spin_until (lock-free). */
+bool fut__inbox_nonempty(void *loop);
+
 /* io.c: runs the fd callbacks of the n events of the last poll; returns how many ran */
 int fut__loop_run_io_events(fut_loop *loop, int n);
 

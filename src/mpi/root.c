@@ -643,13 +643,7 @@ static int mpi_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
         cancelled = fut_list_take(&pool->queue);
     pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
-    struct fut_list_node *node, *next;
-    fut_list_for_each_safe(node, next, &cancelled) {
-        fut_future *f = fut__task_of(node);
-        fut_cancel(f);
-        fut_set_running_or_notify_cancel(f);
-        fut_future_unref(f);
-    }
+    fut__executor_cancel_queued(cancelled);
     if (wait)
         join_progress(pool);
     return 0;

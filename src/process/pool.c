@@ -144,18 +144,7 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     if (cancel_futures)
         cancelled = fut__pool_queue_take_all_locked(pool);
     pthread_mutex_unlock(&pool->lock);
-    struct fut_list_node *node, *next;
-    fut_list_for_each_safe(node, next, &cancelled) {
-        fut_future *f = fut__task_of(node);
-        if (fut__future_flag(f, FUT_FLAG_REQUEUED)) {
-            /* handed to a worker once already: it is running, not pending */
-            fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started");
-        } else {
-            fut_cancel(f);
-            fut_set_running_or_notify_cancel(f);
-        }
-        fut_future_unref(f);
-    }
+    fut__executor_cancel_queued(cancelled);
     fut__pool_wake_dispatcher(pool);
     if (wait)
         join_dispatcher(pool);

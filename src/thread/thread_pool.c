@@ -426,16 +426,8 @@ static int thread_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures
     atomic_store(&pool->shutdown, true);
     /* after this no submit can push: the queue only shrinks */
     wait_for_submitters(pool);
-    if (cancel_futures) {
-        struct fut_list list = take_all_tasks(pool);
-        struct fut_list_node *node, *next;
-        fut_list_for_each_safe(node, next, &list) {
-            fut_future *f = fut__task_of(node);
-            fut_cancel(f);
-            fut_set_running_or_notify_cancel(f);
-            fut_future_unref(f);
-        }
-    }
+    if (cancel_futures)
+        fut__executor_cancel_queued(take_all_tasks(pool));
     wake_all_for_close(pool);
     if (!wait || current_pool == pool)
         return 0;
