@@ -72,14 +72,15 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
         errno = EINVAL;
         return 0;
     }
-    /* From the loop's own thread the callback keeps its place in line with call_soon's
-     * (one FIFO, as in asyncio): the inbox would run it after those queued later. */
-    if (fut__loop_core_is_current(loop->core))
-        return fut__loop_call_soon(loop, cb, arg, false);
     atomic_fetch_add(&loop->ts_in_flight, 1);
     fut_handle h = 0;
     if (atomic_load(&loop->freed))
         errno = ESHUTDOWN;
+    else if (fut__loop_core_is_current(loop->core))
+        /* From the loop's own thread the callback keeps its place in line with
+         * call_soon's (one FIFO, as in asyncio): the inbox would run it after those
+         * queued later. (Checked in flight: free clears loop->core.) */
+        h = fut__loop_call_soon(loop, cb, arg, false);
     else
         h = fut__loop_post(loop->core, cb, arg, false);
     atomic_fetch_sub(&loop->ts_in_flight, 1);
