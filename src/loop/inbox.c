@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/annotate.h"
 #include "loop/loop.h"
 
 static void fail_handle(int err, fut_handle *h)
@@ -83,6 +84,7 @@ fut_handle fut_loop_call_soon_threadsafe(fut_loop *loop, fut_callback cb, void *
         h = fut__loop_call_soon(loop, cb, arg, false);
     else
         h = fut__loop_post(loop->core, cb, arg, false);
+    FUT_HAPPENS_BEFORE(&loop->ts_in_flight);  /* to fut_loop_free's wait (helgrind, DRD) */
     atomic_fetch_sub(&loop->ts_in_flight, 1);
     return h;
 }

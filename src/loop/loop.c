@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/annotate.h"
 #include "core/clock.h"
 #include "loop/loop.h"
 #include "core/spin.h"
@@ -533,6 +534,7 @@ static void quarantine_loop(fut_loop *loop)
     if (oldest) {
         while (atomic_load(&oldest->ts_in_flight) > 0)
             sched_yield();
+        FUT_HAPPENS_AFTER(&oldest->ts_in_flight);
         free(oldest);
     }
 }
@@ -553,6 +555,7 @@ void fut_loop_free(fut_loop *loop)
     atomic_store(&loop->freed, true);
     while (atomic_load(&loop->ts_in_flight) > 0)
         sched_yield();  /* a call that saw `freed` clear: it posts (or fails) in moments */
+    FUT_HAPPENS_AFTER(&loop->ts_in_flight);  /* every such call's accesses came before */
     pthread_mutex_lock(&loop->core->lock);
     loop->core->loop = NULL;  /* from now on its futures run their callbacks inline */
     pthread_mutex_unlock(&loop->core->lock);
