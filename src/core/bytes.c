@@ -4,14 +4,17 @@
  * nobody has claimed yet, so that a task's returned pointer can be recognised as a buffer
  * without ever reading memory behind a plain value.
  */
+#include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "futures.h"
+#include "core/bytes_shared.h"
 #include "core/task_context.h"
 
 struct bytes_header {
@@ -187,4 +190,50 @@ bool fut__bytes_claim(void *p)
     if (!p || atomic_load_explicit(&registry_size, memory_order_relaxed) == 0)
         return false;
     return registry_remove(p);
+}
+
+/* Shared buffers (bytes_shared.h): not implemented yet; every call reports ENOSYS. */
+void fut__bytes_share_large(bool on)
+{
+    (void)on;
+}
+
+void *fut__bytes_new_shared(size_t len)
+{
+    (void)len;
+    errno = ENOSYS;
+    return NULL;
+}
+
+int fut__bytes_fd(const void *b)
+{
+    (void)b;
+    return -1;
+}
+
+int fut__bytes_release_fd(void *b)
+{
+    (void)b;
+    errno = ENOSYS;
+    return -1;
+}
+
+void *fut__bytes_from_fd(int fd, size_t len)
+{
+    (void)len;
+    if (fd >= 0)
+        close(fd);
+    errno = ENOSYS;
+    return NULL;
+}
+
+int fut__bytes_spare_take(void)
+{
+    return -1;
+}
+
+void fut__bytes_spare_add(int fd)
+{
+    if (fd >= 0)
+        close(fd);
 }
