@@ -19,6 +19,8 @@
 
 #include <futures_mpi.h>
 
+#include "../examples/crunch.h"
+
 static long steps = 20000000;
 
 static double now(void)
@@ -33,20 +35,9 @@ static void *noop(void *arg)
     return arg;
 }
 
-static uint64_t crunch_value(uint64_t a)
-{
-    uint64_t b = 1;
-    for (long i = 0; i < steps; i++) {
-        uint64_t next = a + b;
-        a = b;
-        b = (next << 13) | (next >> 51);
-    }
-    return a ^ b;
-}
-
 static void *crunch(void *arg)
 {
-    return (void *)(uintptr_t)crunch_value((uint64_t)(uintptr_t)arg);
+    return (void *)(uintptr_t)ex_crunch((uint64_t)(uintptr_t)arg, steps);
 }
 
 static void report(const char *name, double value, const char *unit)
@@ -99,7 +90,7 @@ static int measure(fut_executor *ex, bool quick)
     uint64_t expected[16];
     t = now();
     for (int i = 0; i < tasks; i++)
-        expected[i] = crunch_value((uint64_t)i);
+        expected[i] = ex_crunch((uint64_t)i, steps);
     double sequential = now() - t;
     void *cargs[16], *cresults[16];
     for (int i = 0; i < tasks; i++)

@@ -72,7 +72,7 @@ check-bench: bench
 EXTRA_DIST += bench/bench_mpi.py bench/bench_mpi.c
 if HAVE_MPI
 BENCH_BINARIES += bench/bench_mpi
-bench_bench_mpi_SOURCES = bench/bench_mpi.c
+bench_bench_mpi_SOURCES = bench/bench_mpi.c examples/crunch.h
 bench_bench_mpi_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
 bench_bench_mpi_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS)
 endif

@@ -31,6 +31,8 @@
 
 #include <futures.h>
 
+#include "net_util.h"
+
 #define LINE_MAX_LEN 256
 
 static uint64_t fib(int n)
@@ -148,25 +150,6 @@ static void *accept_loop(void *arg)
     }
 }
 
-static int listen_on(int port, int *bound_port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *bound_port = ntohs(a.sin_port);
-    return fd;
-}
-
 /* ---- the self-test: clients as tasks of the same loop -------------------------------- */
 
 struct client {
@@ -225,7 +208,7 @@ static void *self_test(void *arg)
     struct self_test *st = arg;
     fut_loop *loop = fut_loop_current();
     int port;
-    int lfd = listen_on(0, &port);
+    int lfd = ex_listen_loopback(0, 128, &port);
     if (lfd < 0) {
         fut_raise(errno, "listen");
         return NULL;
@@ -256,7 +239,7 @@ static void *self_test(void *arg)
 static void *serve_forever(void *arg)
 {
     int port = *(int *)arg, bound;
-    int lfd = listen_on(port, &bound);
+    int lfd = ex_listen_loopback(port, 128, &bound);
     if (lfd < 0) {
         fut_raise(errno, "listen on port %d", port);
         return NULL;

@@ -27,6 +27,8 @@
 
 #include <futures.h>
 
+#include "net_util.h"
+
 /* The executor for the CPU-heavy part: worker processes, so that a heavy request uses
  * another core and can never stall the loop (fut_thread_pool_new works the same way). */
 #define MAKE_POOL fut_process_pool_new
@@ -227,25 +229,6 @@ static void on_accept(void *arg)
     }
 }
 
-static int listen_on(int port, int *bound_port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 64) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *bound_port = ntohs(addr.sin_port);
-    return fd;
-}
-
 /* ---- the self-test: clients in threads, blocking sockets ------------------------------- */
 
 #define CLIENTS 4
@@ -331,7 +314,7 @@ int main(int argc, char **argv)
     int status = 1;
     srv.loop = fut_loop_new();
     srv.pool = MAKE_POOL(NULL);
-    if (!srv.loop || !srv.pool || (srv.fd = listen_on(port, &port)) < 0 ||
+    if (!srv.loop || !srv.pool || (srv.fd = ex_listen_loopback(port, 64, &port)) < 0 ||
         fut_loop_add_reader(srv.loop, srv.fd, on_accept, &srv) != 0) {
         perror("line_server");
         goto out;

@@ -22,7 +22,7 @@ examples_async_print_SOURCES = examples/async_print.c
 examples_async_print_LDADD = libfutures.la
 examples_gather_sleeps_SOURCES = examples/gather_sleeps.c
 examples_gather_sleeps_LDADD = libfutures.la
-examples_line_server_SOURCES = examples/line_server.c
+examples_line_server_SOURCES = examples/line_server.c examples/net_util.h
 examples_line_server_LDADD = libfutures.la
 examples_random_workers_SOURCES = examples/random_workers.c
 examples_random_workers_LDADD = libfutures.la
@@ -47,7 +47,7 @@ endif
 
 # A server that stops cleanly on SIGINT and SIGTERM (issue 10).
 noinst_PROGRAMS += examples/signal_server
-examples_signal_server_SOURCES = examples/signal_server.c
+examples_signal_server_SOURCES = examples/signal_server.c examples/net_util.h
 examples_signal_server_LDADD = libfutures.la
 
 # Coroutine tasks (src/task): run by tasks_smoke.sh with small arguments, output checked.
@@ -61,18 +61,18 @@ examples_ping_pong_SOURCES = examples/ping_pong.c
 examples_ping_pong_LDADD = libfutures.la
 examples_async_fib_SOURCES = examples/async_fib.c
 examples_async_fib_LDADD = libfutures.la
-examples_echo_server_SOURCES = examples/echo_server.c
+examples_echo_server_SOURCES = examples/echo_server.c examples/net_util.h
 examples_echo_server_LDADD = libfutures.la
 TESTS += examples/tasks_smoke.sh
 EXTRA_DIST += examples/tasks_smoke.sh
 
 # The MPI executor's example: built when libfutures-mpi is (run by examples/mpi_smoke.sh
 # under mpirun -np 3; SKIP without MPI).
-EXTRA_DIST += examples/mpi_smoke.sh examples/mpi_batch.c
+EXTRA_DIST += examples/mpi_smoke.sh examples/mpi_batch.c examples/crunch.h
 TESTS += examples/mpi_smoke.sh
 if HAVE_MPI
 noinst_PROGRAMS += examples/mpi_batch
-examples_mpi_batch_SOURCES = examples/mpi_batch.c
+examples_mpi_batch_SOURCES = examples/mpi_batch.c examples/crunch.h
 examples_mpi_batch_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
 examples_mpi_batch_LDADD = libfutures-mpi.la libfutures.la $(MPI_LIBS)
 endif

@@ -26,6 +26,8 @@
 
 #include <futures_mpi.h>
 
+#include "crunch.h"
+
 /* Parsed from the command line on every rank alike, so the workers know it too. */
 static long steps = 80000000;
 static int my_rank;
@@ -35,21 +37,10 @@ struct outcome {
     int32_t rank;
 };
 
-static uint64_t crunch_value(uint64_t a)
-{
-    uint64_t b = 1;
-    for (long i = 0; i < steps; i++) {
-        uint64_t next = a + b;
-        a = b;
-        b = (next << 13) | (next >> 51);
-    }
-    return a ^ b;
-}
-
 /* The task: the value and the rank that computed it, as bytes (they travel back). */
 static void *crunch(void *arg)
 {
-    struct outcome o = { crunch_value((uint64_t)(uintptr_t)arg), my_rank };
+    struct outcome o = { ex_crunch((uint64_t)(uintptr_t)arg, steps), my_rank };
     return fut_bytes_dup(&o, sizeof o);
 }
 
@@ -69,7 +60,7 @@ static int run_root(fut_executor *ex, int n_tasks, int quiet, int n_ranks)
         return 1;
     double t0 = now();
     for (int i = 0; i < n_tasks; i++)
-        expected[i] = crunch_value((uint64_t)i);
+        expected[i] = ex_crunch((uint64_t)i, steps);
     double sequential = now() - t0;
     printf("sequential: %d tasks in %.3f s\n", n_tasks, sequential);
 

@@ -25,6 +25,8 @@
 
 #include <futures.h>
 
+#include "net_util.h"
+
 #define MAX_CLIENTS 64
 
 struct server {
@@ -109,25 +111,6 @@ static void on_sigterm(void *arg)
     on_stop_signal(arg, SIGTERM);
 }
 
-static int listen_on(int port, int *bound_port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *bound_port = ntohs(addr.sin_port);
-    return fd;
-}
-
 /* --self-test: a client in another thread (which leaves SIGTERM unblocked, as the
  * contract asks) checks a reply, then signals the whole process. It prints nothing: the
  * main thread reports its verdict after joining it. */
@@ -156,7 +139,7 @@ int main(int argc, char **argv)
         s.clients[i] = -1;
     s.loop = fut_loop_new();
     int bound;
-    if (!s.loop || (s.listen_fd = listen_on(port, &bound)) < 0) {
+    if (!s.loop || (s.listen_fd = ex_listen_loopback(port, 16, &bound)) < 0) {
         perror("signal_server");
         return EXIT_FAILURE;
     }
