@@ -122,6 +122,23 @@ static void thread_pool_child(void *arg)
     check_new_pools();
 }
 
+/* Back in the parent: lets the running task read `byte`, checks that both tasks end as
+ * they would have without the fork, and frees everything. */
+static void release_inherited(struct inherited *in, int pipefd[2], char byte)
+{
+    ck_assert_int_eq(write(pipefd[1], &byte, 1), 1);
+    void *r;
+    ck_assert_int_eq(fut_result(in->running, FUT_FOREVER, &r), 0);
+    ck_assert_int_eq(TU_I(r), byte);
+    ck_assert_int_eq(fut_result(in->queued, FUT_FOREVER, &r), 0);
+    ck_assert_int_eq(TU_I(r), 7);
+    fut_future_unref(in->running);
+    fut_future_unref(in->queued);
+    fut_executor_free(in->ex);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
 START_TEST(test_thread_pool_in_child)
 {
     int pipefd[2];
@@ -137,17 +154,7 @@ START_TEST(test_thread_pool_in_child)
     ck_assert_int_eq(run_child(thread_pool_child, &in), 0);
     /* the parent's pool is untouched */
     ck_assert_int_eq(tu_count_threads(), threads);
-    ck_assert_int_eq(write(pipefd[1], "A", 1), 1);
-    void *r;
-    ck_assert_int_eq(fut_result(in.running, FUT_FOREVER, &r), 0);
-    ck_assert_int_eq(TU_I(r), 'A');
-    ck_assert_int_eq(fut_result(in.queued, FUT_FOREVER, &r), 0);
-    ck_assert_int_eq(TU_I(r), 7);
-    fut_future_unref(in.running);
-    fut_future_unref(in.queued);
-    fut_executor_free(in.ex);
-    close(pipefd[0]);
-    close(pipefd[1]);
+    release_inherited(&in, pipefd, 'A');
 }
 END_TEST
 
@@ -171,17 +178,7 @@ START_TEST(test_process_pool_in_child)
     in.queued = fut_submit(in.ex, tu_identity, TU_P(7));
     ck_assert_int_eq(run_child(process_pool_child, &in), 0);
     /* the parent's worker was not killed and its connection still works */
-    ck_assert_int_eq(write(pipefd[1], "B", 1), 1);
-    void *r;
-    ck_assert_int_eq(fut_result(in.running, FUT_FOREVER, &r), 0);
-    ck_assert_int_eq(TU_I(r), 'B');
-    ck_assert_int_eq(fut_result(in.queued, FUT_FOREVER, &r), 0);
-    ck_assert_int_eq(TU_I(r), 7);
-    fut_future_unref(in.running);
-    fut_future_unref(in.queued);
-    fut_executor_free(in.ex);
-    close(pipefd[0]);
-    close(pipefd[1]);
+    release_inherited(&in, pipefd, 'B');
 }
 END_TEST
 

@@ -1254,28 +1254,7 @@ END_TEST
 /* A stack overflow hits the guard page: SIGSEGV, never silent corruption. */
 START_TEST(test_stack_overflow_hits_guard)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        alarm(20);
-        /* the crash must not be caught by sanitizers' handlers: let the kernel kill us */
-        struct rlimit no_core = { 0, 0 };
-        setrlimit(RLIMIT_CORE, &no_core);
-        fut_loop *loop = fut_loop_new();
-        fut_loop_set_task_stack_size(loop, 64 * 1024);
-        fut_future *f = fut_loop_create_task(loop, overflow_task, NULL);
-        fut_loop_run_until_complete(loop, f);
-        _exit(0);  /* unreachable if the guard works */
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || TU_CLANG_SANITIZED
-    /* the sanitizers report the SEGV themselves and exit non-zero */
-    ck_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
-#else
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
-                  "child status %#x: not killed by SIGSEGV", status);
-#endif
+    check_killed_by(run_in_child(overflow_task, NULL), SIGSEGV);
 }
 END_TEST
 
