@@ -94,6 +94,31 @@ static inline void fut__executor_cancel_queued(struct fut_list queued)
     }
 }
 
+/*
+ * An executor's background thread (the process pool's dispatcher, the MPI root's progress
+ * thread), joined once by whichever of fut_shutdown(wait) and fut_executor_free comes
+ * first. Never by itself: a done callback runs on that thread and may shut its own
+ * executor down, which then returns without waiting (`lock` is held by the joining
+ * thread for as long as the join takes). Inline for libfutures-mpi, like the above.
+ */
+struct fut_joinable_thread {
+    pthread_t thread;              /* set once, before any callback can run */
+    pthread_mutex_t lock;
+    bool joined;
+};
+
+static inline void fut__join_once(struct fut_joinable_thread *j)
+{
+    if (pthread_equal(j->thread, pthread_self()))
+        return;
+    pthread_mutex_lock(&j->lock);
+    if (!j->joined) {
+        pthread_join(j->thread, NULL);
+        j->joined = true;
+    }
+    pthread_mutex_unlock(&j->lock);
+}
+
 /* Validated options with defaults applied. */
 int fut__pool_options_check(const fut_pool_options *opts);
 int fut__cpu_count(void);

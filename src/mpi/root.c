@@ -85,9 +85,7 @@ struct mpi_pool {
     uint64_t next_seq;
     bool mpi_failed;               /* an MPI call failed: no more MPI calls */
 
-    pthread_t thread;
-    pthread_mutex_t join_lock;
-    bool joined;
+    struct fut_joinable_thread progress;
 };
 
 /* ---- completing futures (never under lock) --------------------------------------------- */
@@ -623,16 +621,6 @@ static int mpi_submit(fut_executor *ex, fut_future *f)
     return rc;
 }
 
-static void join_progress(struct mpi_pool *pool)
-{
-    pthread_mutex_lock(&pool->join_lock);
-    if (!pool->joined && !pthread_equal(pool->thread, pthread_self())) {
-        pthread_join(pool->thread, NULL);
-        pool->joined = true;
-    }
-    pthread_mutex_unlock(&pool->join_lock);
-}
-
 static int mpi_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
 {
     struct mpi_pool *pool = (struct mpi_pool *)ex;
@@ -645,7 +633,7 @@ static int mpi_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
     pthread_mutex_unlock(&pool->lock);
     fut__executor_cancel_queued(cancelled);
     if (wait)
-        join_progress(pool);
+        fut__join_once(&pool->progress);
     return 0;
 }
 
@@ -666,13 +654,13 @@ static void free_links(struct mpi_pool *pool)
 static void mpi_destroy(fut_executor *ex)
 {
     struct mpi_pool *pool = (struct mpi_pool *)ex;
-    join_progress(pool);
+    fut__join_once(&pool->progress);
     fut__mpi_live_remove(ex);
     free_links(pool);
     fut__mpi_objects_destroy(&pool->objects);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->wake);
-    pthread_mutex_destroy(&pool->join_lock);
+    pthread_mutex_destroy(&pool->progress.lock);
     free(pool->broken_message);
     free(pool);
 }
@@ -725,14 +713,14 @@ int fut__mpi_root_start(MPI_Comm comm, int root, const struct fut__mpi_config *c
     pool->hooks->executor_init(&pool->base, &mpi_pool_ops, config->workers);
     fut__mpi_objects_init(&pool->objects);
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_mutex_init(&pool->join_lock, NULL);
+    pthread_mutex_init(&pool->progress.lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&pool->wake, &attr);
     pthread_condattr_destroy(&attr);
     int rc = init_links(pool, root, size);
-    if (rc == 0 && pthread_create(&pool->thread, NULL, progress_main, pool) != 0)
+    if (rc == 0 && pthread_create(&pool->progress.thread, NULL, progress_main, pool) != 0)
         rc = FUT_ENOMEM;
     if (rc) {
         /* the workers wait for tasks: tell them to stop before giving up */
@@ -745,7 +733,7 @@ int fut__mpi_root_start(MPI_Comm comm, int root, const struct fut__mpi_config *c
         free_links(pool);
         fut__mpi_objects_destroy(&pool->objects);
         pthread_mutex_destroy(&pool->lock);
-        pthread_mutex_destroy(&pool->join_lock);
+        pthread_mutex_destroy(&pool->progress.lock);
         pthread_cond_destroy(&pool->wake);
         free(pool);
         MPI_Comm_free(&comm);

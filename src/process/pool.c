@@ -120,21 +120,6 @@ static int process_pool_submit(fut_executor *ex, fut_future *f)
     return rc;
 }
 
-static void join_dispatcher(struct process_pool *pool)
-{
-    /* A done callback (run by the dispatcher) that shuts its own pool down cannot wait
-     * for itself, nor for shutdown_lock: the thread in fut_executor_free holds it while it
-     * joins the dispatcher. `dispatcher` is set once before any callback can run. */
-    if (pthread_equal(pool->dispatcher, pthread_self()))
-        return;
-    pthread_mutex_lock(&pool->shutdown_lock);
-    if (!pool->joined) {
-        pthread_join(pool->dispatcher, NULL);
-        pool->joined = true;
-    }
-    pthread_mutex_unlock(&pool->shutdown_lock);
-}
-
 static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_futures)
 {
     struct process_pool *pool = (struct process_pool *)ex;
@@ -147,7 +132,7 @@ static int process_pool_shutdown(fut_executor *ex, bool wait, bool cancel_future
     fut__executor_cancel_queued(cancelled);
     fut__pool_wake_dispatcher(pool);
     if (wait)
-        join_dispatcher(pool);
+        fut__join_once(&pool->dispatcher);
     return 0;
 }
 
@@ -171,10 +156,10 @@ static void close_dispatcher_fds(struct process_pool *pool)
 static void process_pool_destroy(fut_executor *ex)
 {
     struct process_pool *pool = (struct process_pool *)ex;
-    join_dispatcher(pool);
+    fut__join_once(&pool->dispatcher);
     close_dispatcher_fds(pool);
     pthread_mutex_destroy(&pool->lock);
-    pthread_mutex_destroy(&pool->shutdown_lock);
+    pthread_mutex_destroy(&pool->dispatcher.lock);
     free(pool->broken_message);
     munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     free(pool);
@@ -275,7 +260,7 @@ static int start_dispatcher(struct process_pool *pool)
     if ((rc = fut__poller_set(&pool->poller, pool->wakefd, 0, FUT_POLL_READABLE | FUT_POLL_EDGE)) ||
         (rc = fut__poller_set(&pool->poller, pool->fs_sock, 0, FUT_POLL_READABLE)))
         return rc;
-    return -pthread_create(&pool->dispatcher, NULL, fut__dispatcher_main, pool);
+    return -pthread_create(&pool->dispatcher.thread, NULL, fut__dispatcher_main, pool);
 }
 
 fut_executor *fut_process_pool_new(const fut_pool_options *opts)
@@ -309,7 +294,7 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     pthread_sigmask(SIG_SETMASK, NULL, &pool->config.sigmask);
     sigaction(SIGCHLD, NULL, &pool->config.sigchld);
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_mutex_init(&pool->shutdown_lock, NULL);
+    pthread_mutex_init(&pool->dispatcher.lock, NULL);
     /* claim words shared with every worker: mapped before the fork server is forked */
     pool->n_claims = (size_t)pool->base.max_workers + 1;
     pool->claims = mmap(NULL, pool->n_claims * sizeof *pool->claims, PROT_READ | PROT_WRITE,
@@ -333,7 +318,7 @@ fail:
         munmap(pool->claims, pool->n_claims * sizeof *pool->claims);
     close_dispatcher_fds(pool);
     pthread_mutex_destroy(&pool->lock);
-    pthread_mutex_destroy(&pool->shutdown_lock);
+    pthread_mutex_destroy(&pool->dispatcher.lock);
     free(pool);
     errno = -rc;
     return NULL;

@@ -90,9 +90,7 @@ struct process_pool {
     bool need_wake;                /* the dispatcher sleeps and wants to hear of submits */
     double last_result_at;         /* dispatcher only: when a task last completed */
 
-    pthread_mutex_t shutdown_lock; /* serialises joins */
-    bool joined;
-    pthread_t dispatcher;
+    struct fut_joinable_thread dispatcher;
 
     /* owned by the dispatcher thread */
     struct fut_poller poller;
