@@ -211,11 +211,16 @@ static int post_send(struct mpi_pool *pool, int i, const void *buf, size_t len, 
     return rc;
 }
 
+/* Large payloads travel in pieces of at most FUT_MPI_PIECE bytes (an MPI count is an int). */
+static size_t next_piece(size_t len, size_t done)
+{
+    return len - done < FUT_MPI_PIECE ? len - done : FUT_MPI_PIECE;
+}
+
 static int send_next_piece(struct mpi_pool *pool, int i)
 {
     struct link *l = &pool->links[i];
-    size_t left = l->send_len - l->send_done;
-    l->send_piece = left < FUT_MPI_PIECE ? left : FUT_MPI_PIECE;
+    l->send_piece = next_piece(l->send_len, l->send_done);
     l->sending = SEND_DATA;
     return post_send(pool, i, l->send_data + l->send_done, l->send_piece, FUT_MPI_TAG_DATA);
 }
@@ -329,28 +334,27 @@ static void send_completed(struct mpi_pool *pool, int i)
 
 /* ---- receives --------------------------------------------------------------------------- */
 
-static int post_header_recv(struct mpi_pool *pool, int i)
+static int post_recv(struct mpi_pool *pool, int i, void *buf, size_t len, int tag)
 {
-    struct link *l = &pool->links[i];
-    l->receiving_data = false;
-    int rc = MPI_Irecv(l->recv_buf, (int)FUT_MPI_MESSAGE_MAX, MPI_BYTE, l->rank, FUT_MPI_TAG_REPLY,
-                       pool->comm, &pool->recv_reqs[i]);
+    int rc = MPI_Irecv(buf, (int)len, MPI_BYTE, pool->links[i].rank, tag, pool->comm, &pool->recv_reqs[i]);
     if (rc != MPI_SUCCESS)
         mpi_failure(pool, rc, "MPI_Irecv");
     return rc;
 }
 
+static int post_header_recv(struct mpi_pool *pool, int i)
+{
+    struct link *l = &pool->links[i];
+    l->receiving_data = false;
+    return post_recv(pool, i, l->recv_buf, FUT_MPI_MESSAGE_MAX, FUT_MPI_TAG_REPLY);
+}
+
 static int post_piece_recv(struct mpi_pool *pool, int i)
 {
     struct link *l = &pool->links[i];
-    size_t left = l->recv_len - l->recv_done;
-    l->recv_piece = left < FUT_MPI_PIECE ? left : FUT_MPI_PIECE;
+    l->recv_piece = next_piece(l->recv_len, l->recv_done);
     l->receiving_data = true;
-    int rc = MPI_Irecv(l->recv_data + l->recv_done, (int)l->recv_piece, MPI_BYTE, l->rank,
-                       FUT_MPI_TAG_DATA, pool->comm, &pool->recv_reqs[i]);
-    if (rc != MPI_SUCCESS)
-        mpi_failure(pool, rc, "MPI_Irecv");
-    return rc;
+    return post_recv(pool, i, l->recv_data + l->recv_done, l->recv_piece, FUT_MPI_TAG_DATA);
 }
 
 /* A rank broke the protocol: its tasks fail, it gets no more work and no STOP (its
