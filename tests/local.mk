@@ -21,7 +21,8 @@ FUT_CHECK_TESTS = \
 	tests/test_thread_pool \
 	tests/test_map \
 	tests/test_badinput \
-	tests/test_loop
+	tests/test_loop \
+	tests/test_enomem
 EXTRA_DIST += tests/testutil.h
 
 # Their build settings, written once: automake has no per-directory flags, so the

@@ -85,7 +85,9 @@ static inline void fut__executor_cancel_queued(struct fut_list queued)
     fut_list_for_each_safe(node, next, &queued) {
         fut_future *f = fut__task_of(node);
         if (fut__future_flag(f, FUT_FLAG_REQUEUED)) {
-            fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started");
+            /* public calls only: with no memory for the words, the outcome without them */
+            if (fut_set_exception(f, FUT_ECANCELLED, "cancelled by shutdown before it started") == FUT_ENOMEM)
+                fut_set_exception(f, FUT_ECANCELLED, NULL);
         } else {
             fut_cancel(f);
             fut_set_running_or_notify_cancel(f);

@@ -283,6 +283,12 @@ int fut_set_exception(fut_future *f, int code, const char *message)
     return fut__future_finish(f, NULL, false, code, copy);
 }
 
+int fut__future_fail(fut_future *f, int code, const char *message)
+{
+    char *copy = message ? strdup(message) : NULL;  /* NULL: the outcome without its words */
+    return fut__future_finish(f, NULL, false, code, copy);
+}
+
 /* ---- queries ------------------------------------------------------------------------ */
 
 bool fut_cancelled(fut_future *f)

@@ -173,6 +173,10 @@ fut_future *fut__future_alloc(void);
 /* A task's outcome, stored by whoever ran it. Take ownership of message and of a bytes result. */
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message);
 
+/* The library's own failures: fut_set_exception, except that a message that cannot be
+ * copied (no memory) is dropped rather than leaving the future pending for ever. */
+int fut__future_fail(fut_future *f, int code, const char *message);
+
 /* Waiters (waiter.c) hook into futures through these, under f->lock. */
 bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link);
 void fut__future_detach_waiter(fut_future *f, struct fut_waiter_link *link);

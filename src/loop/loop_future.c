@@ -426,7 +426,7 @@ fut_future *fut_loop_gather(fut_loop *loop, fut_future *const *fs, size_t n)
         fut_set_result(g, NULL);
     for (size_t i = 0; i < n; i++)
         if (fut_add_done_callback(st->children[i], gather_child_done, fut_future_ref(g)) != 0) {
-            fut_set_exception(g, FUT_ENOMEM, "gather: out of memory");
+            fut__future_fail(g, FUT_ENOMEM, "gather: out of memory");
             gather_child_done(st->children[i], g);  /* count it, to release the rest */
         }
     return g;

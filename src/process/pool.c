@@ -58,7 +58,7 @@ void fut__pool_fail_future(fut_future *f, int code, const char *message)
         return;
     if (!fut__future_flag(f, FUT_FLAG_REQUEUED) && fut__future_state(f) == FUT_STATE_PENDING)
         fut_set_running_or_notify_cancel(f);
-    fut_set_exception(f, code, message);
+    fut__future_fail(f, code, message);
     fut_future_unref(f);
 }
 

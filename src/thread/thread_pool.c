@@ -256,7 +256,7 @@ static void fail_all(struct fut_list list, int code, const char *message)
     fut_list_for_each_safe(node, next, &list) {
         fut_future *f = fut__task_of(node);
         if (fut_set_running_or_notify_cancel(f) == 1)
-            fut_set_exception(f, code, message);
+            fut__future_fail(f, code, message);
         fut_future_unref(f);
     }
 }
