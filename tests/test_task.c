@@ -76,9 +76,7 @@ START_TEST(test_create_task_runs_later)
     ck_assert_ptr_nonnull(f);
     ck_assert(!fut_done(f));
     run_until(loop, f);
-    void *r = NULL;
-    ck_assert_int_eq(fut_result(f, 0, &r), 0);
-    ck_assert_int_eq(TU_I(r), 42);
+    tu_assert_value(f, 42);
     fut_future_unref(f);
     fut_loop_free(loop);
 }
@@ -706,9 +704,7 @@ START_TEST(test_awaited_cancelled_by_other)
     fut_loop_call_later(loop, 0.001, cancel_future_cb, v.awaited);
     run_until(loop, t);
     ck_assert_int_eq(v.rc, FUT_ECANCELLED);
-    void *r = NULL;
-    ck_assert_int_eq(fut_result(t, 0, &r), 0);
-    ck_assert_int_eq(TU_I(r), 77);
+    tu_assert_value(t, 77);
     fut_future_unref(v.awaited);
     fut_future_unref(t);
     fut_loop_free(loop);
@@ -766,9 +762,7 @@ START_TEST(test_cancel_finished_task)
     fut_future *f = fut_loop_create_task(loop, return_arg, TU_P(5));
     run_until(loop, f);
     ck_assert(!fut_cancel(f));
-    void *r = NULL;
-    ck_assert_int_eq(fut_result(f, 0, &r), 0);
-    ck_assert_int_eq(TU_I(r), 5);
+    tu_assert_value(f, 5);
     fut_future_unref(f);
     fut_loop_free(loop);
 }
@@ -1156,11 +1150,8 @@ START_TEST(test_stack_sizes)
     fut_future *fs[2] = { deep, small };
     fut_future *g = fut_loop_gather(loop, fs, 2);
     run_until(loop, g);
-    void *r = NULL;
-    ck_assert_int_eq(fut_result(deep, 0, &r), 0);
-    ck_assert_int_eq(TU_I(r), 2);
-    ck_assert_int_eq(fut_result(small, 0, &r), 0);
-    ck_assert_int_eq(TU_I(r), 2);
+    tu_assert_value(deep, 2);
+    tu_assert_value(small, 2);
     fut_future_unref(g);
     fut_future_unref(deep);
     fut_future_unref(small);

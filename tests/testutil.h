@@ -268,6 +268,14 @@ static inline void tu_counter_destroy(struct tu_counter *c)
 
 /* ---- common tasks ----------------------------------------------------------------- */
 
+/* f succeeded with the integer `expected` (waits for it). */
+#define tu_assert_value(f, expected)                                                      \
+    do {                                                                                  \
+        void *tu_value_ = NULL;                                                           \
+        ck_assert_int_eq(fut_result((f), FUT_FOREVER, &tu_value_), 0);                    \
+        ck_assert_int_eq(TU_I(tu_value_), (expected));                                    \
+    } while (0)
+
 static inline void *tu_identity(void *arg)
 {
     return arg;
