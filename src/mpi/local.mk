@@ -10,7 +10,7 @@ libfutures_mpi_la_SOURCES = \
 	src/mpi/mpi_pool.c src/mpi/mpi_pool.h \
 	src/mpi/objects.c src/mpi/objects.h \
 	src/mpi/protocol.h \
-	src/mpi/root.c \
+	src/mpi/root.c src/mpi/root.h src/mpi/link.c \
 	src/mpi/worker.c
 libfutures_mpi_la_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden
 libfutures_mpi_la_LDFLAGS = -version-info $(FUT_LT_VERSION) -export-symbols-regex '^fut_mpi_'

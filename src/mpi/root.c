@@ -25,6 +25,8 @@
  * payload). Replies come in task order; each carries its task's sequence number.
  *
  * Lock order: `lock` is a leaf; the objects table has its own leaf lock.
+ *
+ * The traffic with each rank (sends, receives, pieces) is in link.c (mpi/root.h).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -34,72 +36,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/backend.h"
-#include "core/executor.h"
-#include "mpi/mpi_pool.h"
-#include "mpi/objects.h"
-
-enum send_kind { SEND_NONE, SEND_OBJECT, SEND_HEADER, SEND_DATA, SEND_STOP };
-
-struct link {
-    int rank;
-    bool ready;                    /* READY came: tasks may go */
-    bool init_failed;
-    bool stop_sent, stopped;       /* STOP went out; STOPPED came back */
-    fut_future *tasks[2];          /* tasks[0] is the oldest; all are RUNNING */
-    uint64_t seqs[2];
-    int n_tasks;
-    int n_sent;                    /* tasks[0 .. n_sent) are sent in full */
-    uint32_t objects_sent;         /* objects 0 .. objects_sent) are described to it */
-
-    enum send_kind sending;
-    const char *send_data;         /* the payload being sent in pieces */
-    size_t send_len, send_done, send_piece;
-    struct fut__mpi_message *send_buf;
-
-    bool receiving_data;           /* recv_reqs[i] is a payload piece, not a header */
-    struct fut__wire_header reply; /* the reply whose payload is arriving */
-    char *recv_data;
-    size_t recv_len, recv_done, recv_piece;
-    struct fut__mpi_message *recv_buf;
-};
-
-struct mpi_pool {
-    fut_executor base;
-    MPI_Comm comm;
-    const struct fut_backend_hooks *hooks;
-    struct fut__mpi_objects objects;
-
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct fut_list queue;         /* of futures, through their task part */
-    bool shutdown, broken, sleeping;
-    char *broken_message;          /* why, for the futures failed by it */
-
-    /* progress thread only */
-    struct link *links;
-    int n_links;
-    MPI_Request *send_reqs, *recv_reqs;
-    int *indices;
-    MPI_Status *statuses;
-    uint64_t next_seq;
-    bool mpi_failed;               /* an MPI call failed: no more MPI calls */
-
-    struct fut_joinable_thread progress;
-};
+#include "mpi/root.h"
 
 /* ---- completing futures (never under lock) --------------------------------------------- */
 
-static void finish(struct mpi_pool *pool, fut_future *f, void *result, bool is_bytes, int code, char *message)
+void fut__mpi_finish(struct mpi_pool *pool, fut_future *f, void *result, bool is_bytes, int code, char *message)
 {
     pool->hooks->future_finish(f, result, is_bytes, code, message);
     fut_future_unref(f);
 }
 
-static void fail(struct mpi_pool *pool, fut_future *f, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void fail(struct mpi_pool *pool, fut_future *f, int code, const char *fmt, ...)
+void fut__mpi_fail(struct mpi_pool *pool, fut_future *f, int code, const char *fmt, ...)
 {
     char *message = NULL;
     va_list ap;
@@ -107,7 +54,7 @@ static void fail(struct mpi_pool *pool, fut_future *f, int code, const char *fmt
     if (vasprintf(&message, fmt, ap) < 0)
         message = NULL;
     va_end(ap);
-    finish(pool, f, NULL, false, code, message);
+    fut__mpi_finish(pool, f, NULL, false, code, message);
 }
 
 /* Fails every queued future with FUT_EBROKEN (the pool is broken). */
@@ -122,16 +69,14 @@ static void fail_queued(struct mpi_pool *pool)
     fut_list_for_each_safe(node, next, &queued) {
         fut_future *f = fut__task_of(node);
         if (fut_set_running_or_notify_cancel(f) == 1)
-            fail(pool, f, FUT_EBROKEN, "%s", copy ? copy : "the MPI executor is broken");
+            fut__mpi_fail(pool, f, FUT_EBROKEN, "%s", copy ? copy : "the MPI executor is broken");
         else
             fut_future_unref(f);
     }
     free(copy);
 }
 
-static void set_broken(struct mpi_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_broken(struct mpi_pool *pool, const char *fmt, ...)
+void fut__mpi_set_broken(struct mpi_pool *pool, const char *fmt, ...)
 {
     char *message = NULL;
     va_list ap;
@@ -151,17 +96,17 @@ static void set_broken(struct mpi_pool *pool, const char *fmt, ...)
 }
 
 /* An MPI call failed: fail everything the ranks hold and make no more MPI calls. */
-static void mpi_failure(struct mpi_pool *pool, int rc, const char *what)
+void fut__mpi_failure(struct mpi_pool *pool, int rc, const char *what)
 {
     char text[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(rc, text, &len);
     pool->mpi_failed = true;
-    set_broken(pool, "MPI executor: %s failed: %s", what, text);
+    fut__mpi_set_broken(pool, "MPI executor: %s failed: %s", what, text);
     for (int i = 0; i < pool->n_links; i++) {
         struct link *l = &pool->links[i];
         for (int t = 0; t < l->n_tasks; t++)
-            fail(pool, l->tasks[t], FUT_EBROKEN, "MPI executor: %s failed: %s", what, text);
+            fut__mpi_fail(pool, l->tasks[t], FUT_EBROKEN, "MPI executor: %s failed: %s", what, text);
         l->n_tasks = l->n_sent = 0;
         l->stopped = true;
     }
@@ -201,300 +146,6 @@ static bool link_busy(const struct link *l)
            (!l->ready && !l->init_failed && !l->stop_sent) || (l->stop_sent && !l->stopped);
 }
 
-/* ---- sends ------------------------------------------------------------------------------ */
-
-static int post_send(struct mpi_pool *pool, int i, const void *buf, size_t len, int tag)
-{
-    int rc = MPI_Isend(buf, (int)len, MPI_BYTE, pool->links[i].rank, tag, pool->comm, &pool->send_reqs[i]);
-    if (rc != MPI_SUCCESS)
-        mpi_failure(pool, rc, "MPI_Isend");
-    return rc;
-}
-
-/* Large payloads travel in pieces of at most FUT_MPI_PIECE bytes (an MPI count is an int). */
-static size_t next_piece(size_t len, size_t done)
-{
-    return len - done < FUT_MPI_PIECE ? len - done : FUT_MPI_PIECE;
-}
-
-static int send_next_piece(struct mpi_pool *pool, int i)
-{
-    struct link *l = &pool->links[i];
-    l->send_piece = next_piece(l->send_len, l->send_done);
-    l->sending = SEND_DATA;
-    return post_send(pool, i, l->send_data + l->send_done, l->send_piece, FUT_MPI_TAG_DATA);
-}
-
-static bool is_map_chunk(struct mpi_pool *pool, const fut_future *f)
-{
-    return f->part.task.fn == pool->hooks->map_chunk &&
-           fut__task_arg_len(f) >= sizeof(struct fut__map_request);
-}
-
-/* Names a task's functions: 0 or a negative code. */
-static int name_task(struct mpi_pool *pool, const fut_future *f, struct fut__mpi_message *m)
-{
-    int rc = fut__mpi_objects_name(&pool->objects, (uintptr_t)f->part.task.fn, &m->fn_object,
-                                   &m->fn_offset);
-    m->map_object = FUT_MPI_NO_OBJECT;
-    m->map_offset = 0;
-    if (rc == 0 && is_map_chunk(pool, f)) {
-        const struct fut__map_request *request = f->part.task.arg;
-        rc = fut__mpi_objects_name(&pool->objects, (uintptr_t)request->fn, &m->map_object, &m->map_offset);
-    }
-    return rc;
-}
-
-/* Removes tasks[t] of link l (a task that cannot be sent). */
-static fut_future *link_take(struct link *l, int t)
-{
-    fut_future *f = l->tasks[t];
-    for (int k = t; k + 1 < l->n_tasks; k++) {
-        l->tasks[k] = l->tasks[k + 1];
-        l->seqs[k] = l->seqs[k + 1];
-    }
-    l->n_tasks--;
-    return f;
-}
-
-/* Starts the next send of link i when none is in flight: true if one started. */
-static bool start_send(struct mpi_pool *pool, int i, bool stopping)
-{
-    struct link *l = &pool->links[i];
-    if (l->sending != SEND_NONE || l->stopped)
-        return false;
-    while (l->n_sent < l->n_tasks) {
-        fut_future *f = l->tasks[l->n_sent];
-        struct fut__mpi_message *m = l->send_buf;
-        memset(m, 0, sizeof *m);
-        int rc = name_task(pool, f, m);
-        if (rc) {
-            fail(pool, link_take(l, l->n_sent), rc, "MPI executor: cannot name the task's function");
-            continue;
-        }
-        uint32_t needed = m->fn_object;
-        if (m->map_object != FUT_MPI_NO_OBJECT && m->map_object > needed)
-            needed = m->map_object;
-        if (l->objects_sent <= needed) {
-            const struct fut__mpi_object *o = fut__mpi_objects_get(&pool->objects, l->objects_sent);
-            if (o->wire_len > FUT_MPI_INLINE) {
-                fail(pool, link_take(l, l->n_sent), FUT_EINVAL, "MPI executor: object path too long");
-                continue;
-            }
-            m->wire.type = FUT_MPI_OBJECT;
-            m->wire.code = (int32_t)l->objects_sent++;
-            m->wire.len = o->wire_len;
-            memcpy(m->payload, o->wire, o->wire_len);
-            l->sending = SEND_OBJECT;
-            post_send(pool, i, m, sizeof *m + o->wire_len, FUT_MPI_TAG_TASK);
-            return true;
-        }
-        m->wire.type = FUT_WIRE_TASK;
-        m->seq = l->seqs[l->n_sent];
-        m->wire.len = fut__task_arg_len(f);
-        m->wire.b = (uint64_t)(uintptr_t)f->part.task.arg;
-        size_t inline_len = m->wire.len <= FUT_MPI_INLINE ? m->wire.len : 0;
-        if (inline_len)
-            memcpy(m->payload, f->part.task.arg, inline_len);
-        l->sending = SEND_HEADER;
-        l->send_data = m->wire.len > FUT_MPI_INLINE ? f->part.task.arg : NULL;
-        l->send_len = m->wire.len;
-        l->send_done = 0;
-        post_send(pool, i, m, sizeof *m + inline_len, FUT_MPI_TAG_TASK);
-        return true;
-    }
-    if (stopping && l->n_tasks == 0 && !l->stop_sent) {
-        memset(l->send_buf, 0, sizeof *l->send_buf);
-        l->send_buf->wire.type = FUT_MPI_STOP;
-        l->stop_sent = true;
-        l->sending = SEND_STOP;
-        post_send(pool, i, l->send_buf, sizeof *l->send_buf, FUT_MPI_TAG_TASK);
-        return true;
-    }
-    return false;
-}
-
-static void send_completed(struct mpi_pool *pool, int i)
-{
-    struct link *l = &pool->links[i];
-    enum send_kind kind = l->sending;
-    l->sending = SEND_NONE;
-    if (kind == SEND_HEADER && l->send_data) {
-        send_next_piece(pool, i);
-    } else if (kind == SEND_DATA) {
-        l->send_done += l->send_piece;
-        if (l->send_done < l->send_len)
-            send_next_piece(pool, i);
-        else
-            l->n_sent++;
-    } else if (kind == SEND_HEADER) {
-        l->n_sent++;
-    }
-}
-
-/* ---- receives --------------------------------------------------------------------------- */
-
-static int post_recv(struct mpi_pool *pool, int i, void *buf, size_t len, int tag)
-{
-    int rc = MPI_Irecv(buf, (int)len, MPI_BYTE, pool->links[i].rank, tag, pool->comm, &pool->recv_reqs[i]);
-    if (rc != MPI_SUCCESS)
-        mpi_failure(pool, rc, "MPI_Irecv");
-    return rc;
-}
-
-static int post_header_recv(struct mpi_pool *pool, int i)
-{
-    struct link *l = &pool->links[i];
-    l->receiving_data = false;
-    return post_recv(pool, i, l->recv_buf, FUT_MPI_MESSAGE_MAX, FUT_MPI_TAG_REPLY);
-}
-
-static int post_piece_recv(struct mpi_pool *pool, int i)
-{
-    struct link *l = &pool->links[i];
-    l->recv_piece = next_piece(l->recv_len, l->recv_done);
-    l->receiving_data = true;
-    return post_recv(pool, i, l->recv_data + l->recv_done, l->recv_piece, FUT_MPI_TAG_DATA);
-}
-
-/* A rank broke the protocol: its tasks fail, it gets no more work and no STOP (its
- * receive stays unposted: nothing it sends is trusted again). */
-static void link_lied(struct mpi_pool *pool, int i, const char *what)
-{
-    struct link *l = &pool->links[i];
-    for (int t = 0; t < l->n_tasks; t++)
-        fail(pool, l->tasks[t], FUT_EBROKEN, "MPI executor: rank %d %s", l->rank, what);
-    l->n_tasks = l->n_sent = 0;
-    l->ready = false;
-    l->init_failed = true;
-    l->stopped = true;
-    free(l->recv_data);
-    l->recv_data = NULL;
-}
-
-/* The reply to tasks[0] is complete: finish its future. */
-static void complete_oldest(struct mpi_pool *pool, struct link *l, const struct fut__wire_header *m, char *data)
-{
-    fut_future *f = link_take(l, 0);
-    l->n_sent--;
-    switch (m->type) {
-    case FUT_WIRE_RESULT:
-        finish(pool, f, (void *)(uintptr_t)m->a, false, 0, NULL);
-        break;
-    case FUT_WIRE_BYTES:
-        finish(pool, f, data, true, 0, NULL);
-        break;
-    default:  /* FUT_WIRE_RAISE: data is the message, NUL-terminated */
-        finish(pool, f, NULL, false, m->code ? m->code : FUT_EINVAL, m->b ? data : NULL);
-        if (!m->b)
-            free(data);
-        break;
-    }
-}
-
-/* A payload buffer for a reply of len bytes: a fut_bytes buffer for results, a string
- * for messages. */
-static char *reply_buffer(const struct fut__mpi_message *m)
-{
-    if (m->wire.type == FUT_WIRE_BYTES)
-        return fut_bytes_new(m->wire.len);
-    char *s = malloc(m->wire.len + 1);
-    if (s)
-        s[m->wire.len] = '\0';
-    return s;
-}
-
-static void header_received(struct mpi_pool *pool, int i, int count)
-{
-    struct link *l = &pool->links[i];
-    const struct fut__mpi_message *m = l->recv_buf;
-    size_t inline_len = m->wire.len <= FUT_MPI_INLINE ? m->wire.len : 0;
-    if ((size_t)count < sizeof *m || (size_t)count != sizeof *m + inline_len) {
-        link_lied(pool, i, "sent a malformed reply");
-        return;
-    }
-    switch (m->wire.type) {
-    case FUT_WIRE_READY:
-        l->ready = true;
-        post_header_recv(pool, i);
-        return;
-    case FUT_WIRE_INIT_FAILED:
-        l->init_failed = true;
-        set_broken(pool, "MPI executor: the initializer failed on rank %d (returned %d)", l->rank, m->wire.code);
-        post_header_recv(pool, i);
-        return;
-    case FUT_MPI_STOPPED:
-        l->stopped = true;
-        return;
-    case FUT_WIRE_RESULT:
-    case FUT_WIRE_BYTES:
-    case FUT_WIRE_RAISE:
-        break;
-    default:
-        link_lied(pool, i, "sent a message of unknown type");
-        return;
-    }
-    if (l->n_tasks == 0 || m->seq != l->seqs[0] || (l->n_sent == 0 && l->sending == SEND_NONE)) {
-        link_lied(pool, i, "answered a task it was not given");
-        return;
-    }
-    if (l->n_sent == 0) {
-        /* The rank has the whole task, but MPI has not yet told us that our last send of
-         * it (the header or the last piece) is complete: it is, wait for it to say so
-         * before the argument is freed with the future. */
-        int rc = MPI_Wait(&pool->send_reqs[i], MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) {
-            mpi_failure(pool, rc, "MPI_Wait");
-            return;
-        }
-        l->sending = SEND_NONE;
-        l->n_sent = 1;
-    }
-    if (m->wire.type == FUT_WIRE_RESULT && m->wire.len) {
-        link_lied(pool, i, "sent a malformed reply");
-        return;
-    }
-    char *data = NULL;
-    if (m->wire.type != FUT_WIRE_RESULT && !(data = reply_buffer(m))) {
-        if (inline_len == m->wire.len) {  /* nothing more to drain: fail this task alone */
-            fut_future *f = link_take(l, 0);
-            l->n_sent--;
-            fail(pool, f, FUT_ENOMEM, "MPI executor: no memory for a %llu-byte reply",
-                 (unsigned long long)m->wire.len);
-            post_header_recv(pool, i);
-            return;
-        }
-        link_lied(pool, i, "sent a reply larger than the root's free memory");
-        return;
-    }
-    if (inline_len || m->wire.len == 0) {
-        if (inline_len)
-            memcpy(data, m->payload, inline_len);
-        complete_oldest(pool, l, &m->wire, data);
-        post_header_recv(pool, i);
-        return;
-    }
-    l->reply = m->wire;
-    l->recv_data = data;
-    l->recv_len = m->wire.len;
-    l->recv_done = 0;
-    post_piece_recv(pool, i);
-}
-
-static void piece_received(struct mpi_pool *pool, int i)
-{
-    struct link *l = &pool->links[i];
-    l->recv_done += l->recv_piece;
-    if (l->recv_done < l->recv_len) {
-        post_piece_recv(pool, i);
-        return;
-    }
-    char *data = l->recv_data;
-    l->recv_data = NULL;
-    complete_oldest(pool, l, &l->reply, data);
-    post_header_recv(pool, i);
-}
-
 /* ---- the progress thread ---------------------------------------------------------------- */
 
 /* One round of MPI work: true if anything happened. */
@@ -503,32 +154,32 @@ static bool progress(struct mpi_pool *pool, bool stopping)
     bool happened = false;
     int n = pool->n_links, count = 0;
     for (int i = 0; i < n && !pool->mpi_failed; i++)
-        happened |= start_send(pool, i, stopping);
+        happened |= fut__mpi_link_start_send(pool, i, stopping);
     if (pool->mpi_failed)
         return true;
     /* a real status array: MPICH declares the parameter with an access attribute that
      * MPI_STATUSES_IGNORE trips in gcc */
     int rc = MPI_Testsome(n, pool->send_reqs, &count, pool->indices, pool->statuses);
     if (rc != MPI_SUCCESS) {
-        mpi_failure(pool, rc, "MPI_Testsome");
+        fut__mpi_failure(pool, rc, "MPI_Testsome");
         return true;
     }
     for (int k = 0; k < count && count != MPI_UNDEFINED; k++) {
-        send_completed(pool, pool->indices[k]);
+        fut__mpi_link_send_completed(pool, pool->indices[k]);
         happened = true;
     }
     rc = MPI_Testsome(n, pool->recv_reqs, &count, pool->indices, pool->statuses);
     if (rc != MPI_SUCCESS) {
-        mpi_failure(pool, rc, "MPI_Testsome");
+        fut__mpi_failure(pool, rc, "MPI_Testsome");
         return true;
     }
     for (int k = 0; k < count && count != MPI_UNDEFINED && !pool->mpi_failed; k++) {
         int i = pool->indices[k], bytes = 0;
         MPI_Get_count(&pool->statuses[k], MPI_BYTE, &bytes);
         if (pool->links[i].receiving_data)
-            piece_received(pool, i);
+            fut__mpi_link_piece_received(pool, i);
         else
-            header_received(pool, i, bytes);
+            fut__mpi_link_header_received(pool, i, bytes);
         happened = true;
     }
     return happened;
@@ -548,7 +199,7 @@ static void *progress_main(void *arg)
 {
     struct mpi_pool *pool = arg;
     for (int i = 0; i < pool->n_links; i++)
-        if (post_header_recv(pool, i) != MPI_SUCCESS)
+        if (fut__mpi_link_post_header_recv(pool, i) != MPI_SUCCESS)
             break;
     double quiet_since = fut__mpi_now(), backoff = FUT_MPI_BACKOFF_MIN;
     for (;;) {
@@ -607,7 +258,7 @@ static int mpi_submit(fut_executor *ex, fut_future *f)
 {
     struct mpi_pool *pool = (struct mpi_pool *)ex;
     struct fut__mpi_message names;
-    int rc = name_task(pool, f, &names);  /* a stack or heap address is no function */
+    int rc = fut__mpi_link_name_task(pool, f, &names);  /* a stack or heap address is no function */
     if (rc)
         return rc;
     pthread_mutex_lock(&pool->lock);
