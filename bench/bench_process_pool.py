@@ -6,6 +6,8 @@ Runs bench_process_pool (the C side, JSON lines) and the same measurements with
 concurrent.futures.ProcessPoolExecutor (fork context) and multiprocessing.Pool.map with
 chunksize 1000, 5 runs each; prints min/median/max and the ratios. The _cold figures
 time the first batch of a pool created in a fresh process, each run (the headline).
+The 64 MiB rows (result, first result, result reusing freed memory, memcpy into fresh and
+into reused memory) are printed against the pipe copy with issue 11's targets.
 
 Usage: bench_process_pool.py [path/to/bench_process_pool] [--quick]
 """
