@@ -117,3 +117,11 @@ check_LTLIBRARIES = tests/mpi_plugin.la
 tests_mpi_plugin_la_SOURCES = tests/mpi_plugin.c
 tests_mpi_plugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
 endif
+
+# The process pool under stress and faults (issue 11, reliability): create/free cycles,
+# stopped and killed workers, payloads around the shared-memory threshold. Each case runs
+# in a bounded forked child, so it stays out of check-valgrind like test_hostile.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_process_stress
+TESTS += tests/test_process_stress
+endif
