@@ -116,3 +116,11 @@ check_LTLIBRARIES = tests/mpi_plugin.la
 tests_mpi_plugin_la_SOURCES = tests/mpi_plugin.c
 tests_mpi_plugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
 endif
+
+# Shared-memory fut_bytes buffers (issue 11), reached through the backend hook table.
+if HAVE_CHECK
+FUT_CHECK_TESTS += tests/test_bytes_shared
+tests_test_bytes_shared_SOURCES = tests/test_bytes_shared.c tests/testutil.h
+tests_test_bytes_shared_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_bytes_shared_LDADD = libfutures.la $(CHECK_LIBS)
+endif
