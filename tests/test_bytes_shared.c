@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +33,20 @@ static int count_maps(void)
     int n = 0, c;
     while ((c = fgetc(f)) != EOF)
         n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Mappings of this library's memfds ("/memfd:fut-bytes (deleted)"), whatever else the
+ * process maps (thread stacks and malloc arenas stay cached after threads exit). */
+static int count_buffer_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    int n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, "/memfd:fut-bytes") != NULL;
     fclose(f);
     return n;
 }
@@ -60,6 +75,29 @@ static bool holds(const unsigned char *p, size_t len, unsigned seed)
         if (p[i] != (unsigned char)(i * 31 + seed))
             return false;
     return true;
+}
+
+/* Page faults of the calling thread so far. */
+static long faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+/*
+ * Whether touching len bytes at p (reading then writing every page) faulted in far fewer
+ * pages than a fresh mapping would: a mapping faulted in before faults no more (a fresh
+ * one faults at least once per 16 pages reading, with the kernel's fault-around, and
+ * once per page writing). On success the buffer holds `seed` then is refilled with `next`.
+ */
+static bool touched_without_faults(unsigned char *p, size_t len, unsigned seed, unsigned next)
+{
+    long before = faults();
+    bool ok = holds(p, len, seed);
+    fill(p, len, next);
+    long n = faults() - before;
+    return ok && n < (long)(len / 4096 / 32);
 }
 
 /* ---- SCM_RIGHTS ------------------------------------------------------------------------ */
@@ -327,6 +365,228 @@ START_TEST(test_spares_reused)
 }
 END_TEST
 
+/* The same file travelling parent -> child -> parent comes back through the mapping it
+ * left: same address, no new mapping, the child's writes visible. */
+START_TEST(test_mapping_reused)
+{
+    setup();
+    int fds = tu_count_fds(), maps = count_maps();
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        close(sv[0]);
+        unsigned char *first = NULL;
+        for (unsigned round = 0; round < 3; round++) {
+            unsigned char *got = recv_buffer(sv[1]);
+            if (!got || !holds(got, fut_bytes_len(got), 10 + round))
+                _exit(2);
+            if (first && got != first)
+                _exit(3);          /* the child's own cached mapping, too */
+            if (first && !touched_without_faults(got, fut_bytes_len(got), 10 + round, 20 + round))
+                _exit(4);
+            first = got;
+            fill(got, fut_bytes_len(got), 20 + round);
+            send_buffer(sv[1], got);
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    size_t len = 3 << 20;
+    unsigned char *b = H->bytes_new_shared(len);
+    ck_assert_ptr_nonnull(b);
+    unsigned char *const at = b;
+    int maps_live = count_maps();
+    for (unsigned round = 0; round < 3; round++) {
+        fill(b, len, 10 + round);
+        send_buffer(sv[0], b);
+        ck_assert_int_eq(count_maps(), maps_live);  /* kept in the cache */
+        b = recv_buffer(sv[0]);
+        ck_assert_ptr_eq(b, at);
+        ck_assert_uint_eq(fut_bytes_len(b), len);
+        ck_assert(touched_without_faults(b, len, 20 + round, 40));
+        ck_assert_int_eq(count_maps(), maps_live);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(sv[0]);
+    fut_bytes_free(b);
+    tu_sleep(0.6);
+    ck_assert(!H->bytes_shared_trim());
+    ck_assert_int_eq(tu_count_fds(), fds);
+    ck_assert_int_eq(count_maps(), maps);
+}
+END_TEST
+
+/* The pool's loop: the parent's freed result goes to the worker as a spare, the worker's
+ * next result is written into it and comes back through the parent's old mapping. */
+START_TEST(test_spare_exchange)
+{
+    setup();
+    int fds = tu_count_fds(), maps = count_maps();
+    ck_assert_int_eq(H->bytes_spare_take(), -1);  /* none yet */
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        close(sv[0]);
+        H->bytes_share_large(true);
+        for (unsigned round = 0; round < 3; round++) {
+            size_t len;
+            int spare = recv_fd(sv[1], &len);
+            if (round > 0) {
+                if (spare < 0)
+                    _exit(2);
+                ino_t ino = inode_of(spare);
+                H->bytes_spare_add(spare);
+                unsigned char *r = fut_bytes_new(len);  /* takes the spare */
+                if (H->bytes_fd(r) < 0 || inode_of(H->bytes_fd(r)) != ino)
+                    _exit(3);
+                /* through the mapping this child kept when it sent the buffer */
+                if (!touched_without_faults(r, len, 29 + round, 30 + round))
+                    _exit(4);
+                send_buffer(sv[1], r);
+            } else {
+                unsigned char *r = fut_bytes_new(len);
+                fill(r, len, 30 + round);
+                send_buffer(sv[1], r);
+            }
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    size_t len = 2 << 20;
+    unsigned char *at = NULL;
+    for (unsigned round = 0; round < 3; round++) {
+        if (round == 0) {
+            send_fd(sv[0], sv[0], len);  /* any fd: the child ignores the first */
+        } else {
+            int spare = H->bytes_spare_take();
+            ck_assert_int_ge(spare, 0);
+            ck_assert_int_eq(H->bytes_spare_take(), -1);
+            send_fd(sv[0], spare, len);
+            close(spare);
+        }
+        unsigned char *r = recv_buffer(sv[0]);
+        ck_assert_ptr_nonnull(r);
+        if (at) {
+            ck_assert_ptr_eq(r, at);
+            ck_assert(touched_without_faults(r, len, 30 + round, 30 + round));
+        } else {
+            ck_assert(holds(r, len, 30 + round));
+        }
+        at = r;
+        fut_bytes_free(r);  /* a spare of the parent's again */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(sv[0]);
+    tu_sleep(0.6);
+    ck_assert(!H->bytes_shared_trim());
+    ck_assert_int_eq(tu_count_fds(), fds);
+    ck_assert_int_eq(count_maps(), maps);
+}
+END_TEST
+
+/* A forked child does not reuse its parent's spares (the parent will). */
+START_TEST(test_fork_forgets_spares)
+{
+    setup();
+    void *b = H->bytes_new_shared(1 << 20);
+    ino_t ino = inode_of(H->bytes_fd(b));
+    fut_bytes_free(b);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        void *c = H->bytes_new_shared(1 << 20);
+        _exit(c && inode_of(H->bytes_fd(c)) != ino && H->bytes_spare_take() == -1 ? 0 : 2);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    b = H->bytes_new_shared(1 << 20);
+    ck_assert_int_eq(inode_of(H->bytes_fd(b)), ino);
+    fut_bytes_free(b);
+}
+END_TEST
+
+/* Spares and cached mappings taken and given from many threads at once. */
+static void *churn(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    size_t rounds = tu_scale(400, 60);
+    for (size_t i = 0; i < rounds; i++) {
+        size_t len = FUT_BYTES_SHARED_MIN + (size_t)(rand_r(&seed) % (1 << 20));
+        unsigned char *b = H->bytes_new_shared(len);
+        if (!b)
+            return TU_P(1);
+        b[0] = (unsigned char)i;
+        b[len - 1] = (unsigned char)seed;
+        if (i % 3 == 0) {  /* out and back in through this process's own cache */
+            int fd = H->bytes_release_fd(b);
+            b = H->bytes_from_fd(fd, len);
+            if (!b || b[0] != (unsigned char)i || b[len - 1] != (unsigned char)seed)
+                return TU_P(2);
+        }
+        if (i % 5 == 0)
+            H->bytes_claim(b);
+        if (i % 7 == 0) {
+            int fd = H->bytes_spare_take();
+            if (fd >= 0)
+                H->bytes_spare_add(fd);
+        }
+        fut_bytes_free(b);
+    }
+    return NULL;
+}
+
+START_TEST(test_threads)
+{
+    setup();
+    int fds = tu_count_fds(), maps = count_buffer_maps();
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < TU_ARRAY_SIZE(t); i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, churn, (void *)(i + 1)), 0);
+    for (size_t i = 0; i < TU_ARRAY_SIZE(t); i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_ptr_null(r);
+    }
+    tu_sleep(0.6);
+    ck_assert(!H->bytes_shared_trim());
+    ck_assert_int_eq(tu_count_fds(), fds);
+    ck_assert_int_eq(count_buffer_maps(), maps);
+}
+END_TEST
+
+/* Nobody calls the trim here: an idle thread pool does (the library's idle-memory rule). */
+START_TEST(test_idle_pool_returns)
+{
+    setup();
+    fut_executor *ex = fut_thread_pool_new(NULL);
+    ck_assert_ptr_nonnull(ex);
+    fut_future *f = fut_submit(ex, tu_identity, NULL);
+    ck_assert_int_eq(fut_result(f, FUT_FOREVER, NULL), 0);
+    fut_future_unref(f);
+    int fds = tu_count_fds();
+    void *b = H->bytes_new_shared(1 << 20);
+    fut_bytes_free(b);
+    ck_assert_int_eq(tu_count_fds(), fds + 1);  /* a spare */
+    double give_up = tu_now() + 30;             /* a hang is the failure */
+    while (tu_count_fds() != fds && tu_now() < give_up)
+        tu_sleep(0.05);
+    ck_assert_int_eq(tu_count_fds(), fds);
+    fut_executor_free(ex);
+}
+END_TEST
+
 static Suite *bytes_shared_suite(void)
 {
     Suite *s = suite_create("bytes_shared");
@@ -336,6 +596,11 @@ static Suite *bytes_shared_suite(void)
     tcase_add_test(tc, test_across_fork);
     tcase_add_test(tc, test_forged);
     tcase_add_test(tc, test_spares_reused);
+    tcase_add_test(tc, test_mapping_reused);
+    tcase_add_test(tc, test_spare_exchange);
+    tcase_add_test(tc, test_fork_forgets_spares);
+    tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_idle_pool_returns);
     return s;
 }
 

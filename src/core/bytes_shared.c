@@ -68,10 +68,13 @@ static atomic_bool share_large;
 
 static size_t page_size(void)
 {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static atomic_size_t page;     /* any thread may be the first to ask */
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 static size_t round_to_page(size_t n)
@@ -263,7 +266,8 @@ static int create_file(size_t capacity)
 }
 
 /* Checks a file another process sent: a memfd (or other sealable shared memory) that can
- * no longer shrink, can still be written, and holds at least len bytes. Fills st. */
+ * no longer shrink, can still be written, and holds at least len bytes (len 0: at least
+ * one). Fills st. */
 static int check_file(int fd, size_t len, struct stat *st)
 {
     if (fstat(fd, st) != 0)
@@ -279,25 +283,27 @@ static int check_file(int fd, size_t len, struct stat *st)
 #endif
     if (!(seals & F_SEAL_SHRINK) || (seals & forbidden))
         return -EPROTO;
-    if (st->st_size <= 0 || (uintmax_t)st->st_size < len || (uintmax_t)st->st_size > SIZE_MAX)
+    if (st->st_size <= 0 || (uintmax_t)st->st_size < len)
         return -EPROTO;
     return 0;
 }
 
-/* The mapping for fd (validated): the cached one when this process has it, else a new
- * one. Takes fd into the mapping; NULL with errno (fd left open) on failure. */
-static struct shared_map *map_received(int fd, size_t len, const struct stat *st)
+/* The mapping of `span` bytes of fd (validated, st_size >= span): the cached one when
+ * this process has it and it covers span, else a new one (the file's size is the
+ * sender's to choose, so no more than span is mapped). Takes fd into the mapping; NULL
+ * with errno (fd left open) on failure. */
+static struct shared_map *map_received(int fd, size_t span, const struct stat *st)
 {
     pthread_mutex_lock(&lock);
     struct shared_map *m = list_find_file(&cache, st->st_dev, st->st_ino);
     pthread_mutex_unlock(&lock);
-    if (m && m->capacity >= len) {
+    if (m && m->capacity >= span) {
         m->fd = fd;
         return m;
     }
     if (m)
         unmap(m);                  /* grown since (a file not sealed against growing) */
-    return map_file(fd, (size_t)st->st_size, st);
+    return map_file(fd, span, st);
 }
 
 /* ---- bytes_shared.h ------------------------------------------------------------------- */
@@ -367,7 +373,7 @@ void *fut__bytes_from_fd(int fd, size_t len)
     }
     struct stat st;
     int rc = check_file(fd, len, &st);
-    struct shared_map *m = rc == 0 ? map_received(fd, len, &st) : NULL;
+    struct shared_map *m = rc == 0 ? map_received(fd, len ? len : 1, &st) : NULL;
     if (!m) {
         int saved = rc ? -rc : errno;
         close(fd);
@@ -400,7 +406,9 @@ void fut__bytes_spare_add(int fd)
     if (fd < 0)
         return;
     struct stat st;
-    struct shared_map *m = check_file(fd, 1, &st) == 0 ? map_received(fd, 1, &st) : NULL;
+    struct shared_map *m = NULL;
+    if (check_file(fd, 1, &st) == 0 && (uintmax_t)st.st_size <= SPARE_BYTES_MAX)
+        m = map_received(fd, (size_t)st.st_size, &st);
     if (!m) {
         close(fd);
         return;
