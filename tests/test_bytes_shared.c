@@ -24,6 +24,11 @@ static void setup(void)
 {
     H = fut_backend_hooks();
     ck_assert_uint_ge(H->size, offsetof(struct fut_backend_hooks, bytes_claim) + sizeof H->bytes_claim);
+    /* what an earlier test kept (CK_FORK=no runs them all in one process) goes first */
+    if (H->bytes_shared_trim()) {
+        tu_sleep(0.6);
+        ck_assert(!H->bytes_shared_trim());
+    }
 }
 
 static int count_maps(void)
@@ -587,6 +592,66 @@ START_TEST(test_idle_pool_returns)
 }
 END_TEST
 
+/* Many received buffers alive at once do not use up the descriptors: past a quarter of
+ * RLIMIT_NOFILE they keep only their mappings (and are unmapped when freed). Run in a
+ * child of its own: the budget is read once per process, and the limit is lowered. */
+static int fd_budget_child(void)
+{
+    struct rlimit rl = { 128, 128 };  /* budget: 32 */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 2;
+    int fds = tu_count_fds(), maps = count_buffer_maps();
+    enum { N = 100 };
+    unsigned char *b[N];
+    int with_fd = 0;
+    for (int i = 0; i < N; i++) {
+        unsigned char *s = H->bytes_new_shared(FUT_BYTES_SHARED_MIN);
+        if (!s)
+            return 3;
+        fill(s, FUT_BYTES_SHARED_MIN, (unsigned)i);
+        int fd = H->bytes_release_fd(s);  /* as if sent to another process and back */
+        if (fd < 0 || !(b[i] = H->bytes_from_fd(fd, FUT_BYTES_SHARED_MIN)))
+            return 4;
+        with_fd += H->bytes_fd(b[i]) >= 0;
+    }
+    if (with_fd != 32 || tu_count_fds() > fds + 32)
+        return 5;
+    int fd_less = -1;
+    for (int i = 0; i < N; i++) {
+        if (!holds(b[i], FUT_BYTES_SHARED_MIN, (unsigned)i))
+            return 6;
+        if (H->bytes_fd(b[i]) < 0)
+            fd_less = i;
+    }
+    errno = 0;
+    if (fd_less < 0 || H->bytes_release_fd(b[fd_less]) != -1 || errno != EINVAL)
+        return 7;                                   /* nothing to send */
+    if (!H->bytes_claim(b[fd_less]))
+        return 8;                                   /* still a live buffer */
+    for (int i = 0; i < N; i++)
+        fut_bytes_free(b[i]);
+    tu_sleep(0.6);
+    if (H->bytes_shared_trim() || tu_count_fds() != fds || count_buffer_maps() != maps)
+        return 9;
+    return 0;
+}
+
+START_TEST(test_fd_budget)
+{
+    setup();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        _exit(fd_budget_child());
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 static Suite *bytes_shared_suite(void)
 {
     Suite *s = suite_create("bytes_shared");
@@ -601,6 +666,7 @@ static Suite *bytes_shared_suite(void)
     tcase_add_test(tc, test_fork_forgets_spares);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_idle_pool_returns);
+    tcase_add_test(tc, test_fd_budget);
     return s;
 }
 

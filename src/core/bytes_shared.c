@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +45,7 @@
 #define SPARES_MAX 8
 #define SPARE_BYTES_MAX ((size_t)256 << 20)
 #define CACHE_MAX 16
-#define CACHE_BYTES_MAX ((size_t)512 << 20)
+#define CACHE_BYTES_MAX ((size_t)256 << 20)
 #define IDLE_SECONDS 0.5           /* trims return what has not been used for this long */
 
 /* At the start of a shared buffer's private page. */
@@ -65,6 +66,7 @@ struct shared_list {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_list spares, cache;
 static atomic_bool share_large;
+static atomic_int live_fds;        /* fds held by live buffers (not spares) */
 
 static size_t page_size(void)
 {
@@ -129,6 +131,19 @@ static void unmap(struct shared_map *m)
     munmap(m, m->map_size);
 }
 
+/*
+ * How many live received buffers may keep their fd. A parent holding thousands of large
+ * results must not run out of descriptors (the soft RLIMIT_NOFILE is often 1024): past a
+ * quarter of the limit, a received buffer lives by its mapping alone (the mapping holds
+ * the file), and is unmapped rather than kept as a spare when freed.
+ */
+static int fd_budget(void)
+{
+    struct rlimit rl;              /* asked each time: beside fstat and mmap, one more call */
+    rlim_t quarter = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 4 : 256;
+    return quarter < 16 ? 16 : quarter > 4096 ? 4096 : (int)quarter;
+}
+
 /* A live buffer of len bytes in m: its header written, in the registry. */
 static void *make_buffer(struct shared_map *m, size_t len)
 {
@@ -141,7 +156,19 @@ static void *make_buffer(struct shared_map *m, size_t len)
         errno = ENOMEM;
         return NULL;
     }
+    if (m->fd >= 0)
+        atomic_fetch_add_explicit(&live_fds, 1, memory_order_relaxed);
     return b;
+}
+
+/* Takes m's fd from the live buffer (to hand it on, or to a spare): -1 when it has none. */
+static int take_fd(struct shared_map *m)
+{
+    int fd = m->fd;
+    m->fd = -1;
+    if (fd >= 0)
+        atomic_fetch_sub_explicit(&live_fds, 1, memory_order_relaxed);
+    return fd;
 }
 
 /* ---- the spares and the cache (under lock) ------------------------------------------ */
@@ -357,10 +384,13 @@ int fut__bytes_release_fd(void *b)
         errno = EINVAL;
         return -1;
     }
-    fut__bytes_registry_remove(b);
     struct shared_map *m = map_of(b);
-    int fd = m->fd;
-    m->fd = -1;
+    if (m->fd < 0) {
+        errno = EINVAL;            /* a received buffer past the fd budget */
+        return -1;
+    }
+    fut__bytes_registry_remove(b);
+    int fd = take_fd(m);
     keep(&cache, m);
     return fd;
 }
@@ -380,12 +410,23 @@ void *fut__bytes_from_fd(int fd, size_t len)
         errno = saved;
         return NULL;
     }
+    if (atomic_load_explicit(&live_fds, memory_order_relaxed) >= fd_budget()) {
+        close(fd);
+        m->fd = -1;
+    }
     return make_buffer(m, len);
 }
 
 void fut__bytes_shared_free(void *b)
 {
-    keep(&spares, map_of(b));
+    struct shared_map *m = map_of(b);
+    int fd = take_fd(m);
+    if (fd < 0) {
+        unmap(m);                  /* no fd: nothing can send it, so no spare */
+        return;
+    }
+    m->fd = fd;
+    keep(&spares, m);
 }
 
 int fut__bytes_spare_take(void)
@@ -395,7 +436,7 @@ int fut__bytes_spare_take(void)
     pthread_mutex_unlock(&lock);
     if (!m)
         return -1;
-    int fd = m->fd;
+    int fd = m->fd;                /* a spare's fd, not counted in live_fds */
     m->fd = -1;
     keep(&cache, m);
     return fd;
