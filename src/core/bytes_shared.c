@@ -22,9 +22,9 @@
  * already faulted in here) is taken again instead of mapping the file anew. Both lists are
  * bounded and fut__bytes_shared_trim returns what has been idle to the system.
  *
- * Lock: `lock` guards the spares, the cache and their totals; it is a leaf (nothing else
- * is taken under it, no system call but none at all: mappings and fds are released after
- * it is dropped). fork(): held across it; the child forgets the lists (their files are the
+ * Lock: `lock` guards the spares, the cache and their totals. It is a leaf: nothing else
+ * is taken and no system call is made under it (mappings and fds are released after it is
+ * dropped). fork(): held across it; the child forgets the lists (their files are the
  * parent's to reuse) and unmaps and closes its copies.
  */
 #include <errno.h>
@@ -403,7 +403,12 @@ void *fut__bytes_from_fd(int fd, size_t len)
     }
     struct stat st;
     int rc = check_file(fd, len, &st);
-    struct shared_map *m = rc == 0 ? map_received(fd, len ? len : 1, &st) : NULL;
+    struct shared_map *m = NULL;
+    if (rc == 0) {
+        /* whole pages where the file has them: what a spare of this size can hold */
+        size_t span = round_to_page(len ? len : 1);
+        m = map_received(fd, (uintmax_t)st.st_size < span ? (size_t)st.st_size : span, &st);
+    }
     if (!m) {
         int saved = rc ? -rc : errno;
         close(fd);
