@@ -504,10 +504,14 @@ START_TEST(test_spare_exchange)
 }
 END_TEST
 
-/* A forked child does not reuse its parent's spares (the parent will). */
+/* A forked child does not reuse its parent's spares (the parent will), nor the memory of
+ * a live buffer it inherited and freed (the parent still reads it). */
 START_TEST(test_fork_forgets_spares)
 {
     setup();
+    unsigned char *live = H->bytes_new_shared(1 << 20);
+    ino_t live_ino = inode_of(H->bytes_fd(live));
+    fill(live, 1 << 20, 3);
     void *b = H->bytes_new_shared(1 << 20);
     ino_t ino = inode_of(H->bytes_fd(b));
     fut_bytes_free(b);
@@ -515,15 +519,24 @@ START_TEST(test_fork_forgets_spares)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         alarm(20);
-        void *c = H->bytes_new_shared(1 << 20);
-        _exit(c && inode_of(H->bytes_fd(c)) != ino && H->bytes_spare_take() == -1 ? 0 : 2);
+        if (!holds(live, 1 << 20, 3))
+            _exit(2);
+        fut_bytes_free(live);  /* the child's view of it goes, the memory stays the parent's */
+        unsigned char *c = H->bytes_new_shared(1 << 20);
+        if (!c || inode_of(H->bytes_fd(c)) == ino || inode_of(H->bytes_fd(c)) == live_ino)
+            _exit(3);
+        fill(c, 1 << 20, 4);
+        _exit(H->bytes_spare_take() == -1 ? 0 : 4);
     }
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert(holds(live, 1 << 20, 3));
     b = H->bytes_new_shared(1 << 20);
     ck_assert_int_eq(inode_of(H->bytes_fd(b)), ino);
     fut_bytes_free(b);
+    fut_bytes_free(live);
 }
 END_TEST
 

@@ -41,6 +41,7 @@
 #include "core/bytes_impl.h"
 #include "core/bytes_shared.h"
 #include "core/clock.h"
+#include "core/fork.h"
 
 #define SPARES_MAX 8
 #define SPARE_BYTES_MAX ((size_t)256 << 20)
@@ -55,6 +56,7 @@ struct shared_map {
     dev_t dev;
     ino_t ino;
     int fd;                        /* -1 while in the cache (the mapping holds the file) */
+    unsigned generation;           /* the fork generation that made it live (core/fork.h) */
     double idle_since;             /* while a spare or cached */
 };
 
@@ -151,6 +153,7 @@ static void *make_buffer(struct shared_map *m, size_t len)
     struct fut_bytes_header *h = fut__bytes_header(b);
     h->len = len;
     h->kind = FUT_BYTES_SHARED;
+    m->generation = fut__fork_generation();
     if (fut__bytes_registry_add(b) != 0) {
         unmap(m);
         errno = ENOMEM;
@@ -422,12 +425,15 @@ void *fut__bytes_from_fd(int fd, size_t len)
     return make_buffer(m, len);
 }
 
+/* A buffer inherited through fork() is still the parent's too: as a spare here, its pages
+ * would become this process's next buffer while the parent reads them. */
 void fut__bytes_shared_free(void *b)
 {
     struct shared_map *m = map_of(b);
     int fd = take_fd(m);
-    if (fd < 0) {
-        unmap(m);                  /* no fd: nothing can send it, so no spare */
+    if (fd < 0 || fut__inherited(m->generation)) {
+        m->fd = fd;
+        unmap(m);                  /* no fd (nothing can send it) or not only ours */
         return;
     }
     m->fd = fd;
