@@ -29,12 +29,15 @@ void fut__bytes_share_large(bool on);
  * or NULL with errno set (ENOMEM, EMFILE, ...). */
 void *fut__bytes_new_shared(size_t len);
 
-/* The memfd behind b, or -1 when b lives in ordinary memory. The fd stays b's. */
+/* The memfd behind b, or -1 when b lives in ordinary memory (or is a received buffer
+ * that holds no fd: past a quarter of RLIMIT_NOFILE live buffers, fut__bytes_from_fd
+ * keeps the mapping only). The fd stays b's. */
 int fut__bytes_fd(const void *b);
 
 /* Hands the shared buffer b to another process: returns a descriptor of its memfd that
  * the caller sends and then closes; b is gone from this process's point of view (never
- * touch it again). -1 with errno when b is not a shared buffer. */
+ * touch it again). -1 with errno EINVAL when b is not a shared buffer or holds no fd (b
+ * then stays the caller's). */
 int fut__bytes_release_fd(void *b);
 
 /* The fut_bytes buffer of len bytes that another process released (fut__bytes_release_fd)
@@ -48,5 +51,11 @@ void *fut__bytes_from_fd(int fd, size_t len);
  * there is none; fut__bytes_spare_add takes ownership of a memfd received that way. */
 int fut__bytes_spare_take(void);
 void fut__bytes_spare_add(int fd);
+
+/* Returns to the system the spares and cached mappings unused for half a second or more;
+ * returns whether some are left (call again later). Called where the library already
+ * trims when idle (fut__future_cache_trim, so: an idle thread pool, fut_executor_free);
+ * a process pool's dispatcher and worker call it when they have been idle. */
+bool fut__bytes_shared_trim(void);
 
 #endif
