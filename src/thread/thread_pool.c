@@ -75,10 +75,22 @@ struct thread_pool {
     pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
 };
 
-struct worker_start {
+/* A worker's own memory: its statistics tally (core/executor.h) on a cache line of its
+ * own. Linked into the pool's tallies when it starts, freed with the pool. */
+struct pool_worker {
+    _Alignas(CACHE_LINE) struct fut_task_tally tally;
     struct thread_pool *pool;
     int index;
 };
+
+static void free_workers(struct thread_pool *pool)
+{
+    struct fut_task_tally *t = atomic_load(&pool->base.tallies), *next;
+    for (; t; t = next) {
+        next = t->next;
+        free(fut_container_of(t, struct pool_worker, tally));
+    }
+}
 
 /* ---- the queue ---------------------------------------------------------------------- */
 
@@ -235,15 +247,16 @@ static fut_future *next_task(struct thread_pool *pool)
     }
 }
 
-static void run_task(struct thread_pool *pool, fut_future *f)
+static void run_task(struct pool_worker *w, fut_future *f)
 {
-    if (fut_set_running_or_notify_cancel(f) == 1) {
+    struct thread_pool *pool = w->pool;
+    if (fut__task_start(f, &w->tally) == 1) {
         struct fut_task_outcome out;
         fut__task_call(f->part.task.fn, f->part.task.arg, &out);
         /* idle again before the result is published, so that a submit made by whoever
          * waited on this result reuses this worker instead of starting another */
         atomic_fetch_add(&pool->idle, 1);
-        fut__future_finish(f, out.result, out.result_is_bytes, out.code, out.message);
+        fut__task_finish(f, &w->tally, out.result, out.result_is_bytes, out.code, out.message);
     } else {
         atomic_fetch_add(&pool->idle, 1);
     }
@@ -301,11 +314,10 @@ static void worker_exit(struct thread_pool *pool)
 
 static void *worker_main(void *arg)
 {
-    struct worker_start start = *(struct worker_start *)arg;
-    struct thread_pool *pool = start.pool;
-    free(arg);
+    struct pool_worker *w = arg;
+    struct thread_pool *pool = w->pool;
     current_pool = pool;
-    set_thread_name(pool, start.index);
+    set_thread_name(pool, w->index);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         break_pool(pool);
         worker_exit(pool);
@@ -313,7 +325,7 @@ static void *worker_main(void *arg)
     }
     fut_future *f;
     while ((f = next_task(pool)))
-        run_task(pool, f);
+        run_task(w, f);
     worker_exit(pool);
     return NULL;
 }
@@ -358,23 +370,24 @@ static int adjust_thread_count(struct thread_pool *pool, size_t coming)
     int n = atomic_load(&pool->n_threads);
     if (!needs_thread(pool, coming))
         goto out;
-    struct worker_start *start = malloc(sizeof *start);
-    if (!start) {
+    if (n == pool->threads_cap && (rc = grow_thread_arrays(pool)) != 0)
+        goto out;
+    struct pool_worker *w = aligned_alloc(CACHE_LINE, sizeof *w);
+    if (!w) {
         rc = FUT_ENOMEM;
         goto out;
     }
-    if (n == pool->threads_cap && (rc = grow_thread_arrays(pool)) != 0) {
-        free(start);
-        goto out;
-    }
-    *start = (struct worker_start){ pool, n };
+    memset(w, 0, sizeof *w);
+    w->pool = pool;
+    w->index = n;
+    /* linked before it can count; a worker that fails to start stays linked, at zero */
+    fut__executor_add_tally(&pool->base, &w->tally);
     atomic_fetch_add(&pool->idle, 1);
     atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
-    int err = pthread_create(&pool->threads[n], NULL, worker_main, start);
+    int err = pthread_create(&pool->threads[n], NULL, worker_main, w);
     if (err) {
         atomic_fetch_sub(&pool->idle, 1);
         atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
-        free(start);
         rc = -err;
         goto out;
     }
@@ -453,6 +466,7 @@ static void thread_pool_destroy(fut_executor *ex)
     pthread_cond_destroy(&pool->park_cond);
     pthread_mutex_destroy(&pool->threads_lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
+    free_workers(pool);
     free(pool->threads);
     free(pool->joined);
     free(pool->name_prefix);
@@ -471,6 +485,7 @@ static void thread_pool_forget(fut_executor *ex)
     }
     fut_list_for_each_safe(node, next, &pool->queue)
         fut_future_unref(fut__task_of(node));
+    free_workers(pool);
     free(pool->threads);
     free(pool->joined);
     free(pool->name_prefix);
