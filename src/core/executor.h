@@ -46,7 +46,8 @@ static inline void fut__tally_add(atomic_uint_least64_t *counter, uint64_t n)
 }
 
 struct fut_executor_ops {
-    /* Queue f (its task part is set); on success the executor holds a reference
+    /* Queue f (its task part is set; f is new, and the caller's reference is its only
+     * one until submit returns); on success the executor holds a reference
      * until f is done. Returns 0, FUT_ESHUTDOWN, FUT_EBROKEN or FUT_ENOMEM. */
     int  (*submit)(fut_executor *ex, fut_future *f);
     int  (*shutdown)(fut_executor *ex, bool wait, bool cancel_futures);

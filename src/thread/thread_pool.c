@@ -52,15 +52,19 @@ struct thread_pool {
     atomic_int n_threads;
     atomic_int alive;                 /* started and not yet returned (for the statistics) */
 
-    /* written by submitters */
+    /* written by submitters (and `incoming` by a worker once per drain, not per task):
+     * the tasks queued and not taken yet are pushed - taken (see pending()) */
     _Alignas(CACHE_LINE) _Atomic(struct fut_list_node *) incoming;  /* submitted, newest first */
-    atomic_size_t pending;            /* queued tasks no worker has taken yet */
-    atomic_int active_submits;        /* submits between their shutdown check and push */
+    atomic_size_t pushed;             /* tasks ever queued */
+
+    /* submits between their shutdown check and push: read only by a shutdown */
+    _Alignas(CACHE_LINE) atomic_int active_submits;
 
     /* written by workers */
     _Alignas(CACHE_LINE) atomic_int idle;   /* workers not holding a task */
     pthread_mutex_t queue_lock;       /* the workers' FIFO */
     struct fut_list queue;            /* of futures, through their task part */
+    atomic_size_t taken;              /* tasks ever taken off the queue: under queue_lock */
 
     /* the slow paths: parking, starting and joining threads */
     _Alignas(CACHE_LINE) pthread_mutex_t park_lock;
@@ -93,6 +97,21 @@ static void free_workers(struct thread_pool *pool)
 }
 
 /* ---- the queue ---------------------------------------------------------------------- */
+
+/* Queued tasks no worker has taken yet. Two counters, each written on one side only, so
+ * that a submit and a worker's pop do not pass one cache line back and forth per task.
+ * `taken` is read first: it never exceeds `pushed`, which only grows. */
+static size_t pending(struct thread_pool *pool)
+{
+    size_t taken = atomic_load(&pool->taken);
+    return atomic_load(&pool->pushed) - taken;
+}
+
+/* Under queue_lock, its only writer: a plain store. */
+static void count_taken_locked(struct thread_pool *pool, size_t n)
+{
+    atomic_store(&pool->taken, atomic_load_explicit(&pool->taken, memory_order_relaxed) + n);
+}
 
 /* A Treiber stack through the futures' queue nodes: submitters never take a lock. */
 static void push_incoming(struct thread_pool *pool, fut_future *f)
@@ -129,7 +148,7 @@ static fut_future *pop_task(struct thread_pool *pool)
         drain_incoming_locked(pool);
     struct fut_list_node *node = fut_list_pop_front(&pool->queue);
     if (node) {
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_relaxed);
+        count_taken_locked(pool, 1);
         atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->queue_lock);
@@ -145,7 +164,7 @@ static struct fut_list take_all_tasks(struct thread_pool *pool)
     size_t n = 0;
     for (struct fut_list_node *node = all.head; node; node = node->next)
         n++;
-    atomic_fetch_sub_explicit(&pool->pending, n, memory_order_relaxed);
+    count_taken_locked(pool, n);
     pthread_mutex_unlock(&pool->queue_lock);
     return all;
 }
@@ -155,20 +174,20 @@ static struct fut_list take_all_tasks(struct thread_pool *pool)
 static bool work_or_closing(void *arg)
 {
     struct thread_pool *pool = arg;
-    return atomic_load_explicit(&pool->pending, memory_order_relaxed) > 0 ||
+    return pending(pool) > 0 ||
            atomic_load_explicit(&pool->closing, memory_order_relaxed);
 }
 
 /*
  * A parked worker counts itself in `parked` before it checks for work; a submitter counts
- * its task in `pending` before it checks `parked`. Both are sequentially consistent, so at
+ * its task in `pushed` before it checks `parked`. Both are sequentially consistent, so at
  * least one of them sees the other: no wake-up is lost.
  */
 static void park(struct thread_pool *pool)
 {
     pthread_mutex_lock(&pool->park_lock);
     atomic_fetch_add(&pool->parked, 1);
-    if (atomic_load(&pool->pending) > 0 || atomic_load(&pool->closing)) {
+    if (pending(pool) > 0 || atomic_load(&pool->closing)) {
         atomic_fetch_sub(&pool->parked, 1);
         pthread_mutex_unlock(&pool->park_lock);
         return;
@@ -229,7 +248,7 @@ static bool spin_for_work(struct thread_pool *pool)
         return false;
     bool found = fut__spin_until(work_or_closing, pool, FUT_FOREVER);
     atomic_store(&pool->spinning, 0);
-    if (found && atomic_load(&pool->pending) > 1)
+    if (found && pending(pool) > 1)
         wake_one(pool);
     return found;
 }
@@ -336,7 +355,7 @@ static bool needs_thread(struct thread_pool *pool, size_t coming)
 {
     /* the thread count rarely changes: test it first and leave `idle` alone */
     return atomic_load_explicit(&pool->n_threads, memory_order_relaxed) < pool->base.max_workers &&
-           atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle);
+           pending(pool) + coming > (size_t)atomic_load(&pool->idle);
 }
 
 /* Under threads_lock. Only submits grow the arrays, and a shutdown reads them after the
@@ -415,9 +434,11 @@ static int thread_pool_submit(fut_executor *ex, fut_future *f)
     /* Without any worker a queued task would never run: start the first one up front. */
     if (atomic_load(&pool->n_threads) == 0 && (rc = adjust_thread_count(pool, 1)) != 0)
         goto out;
-    fut_future_ref(f);
-    /* counted before it is visible, so a worker's decrement never runs ahead of it */
-    atomic_fetch_add(&pool->pending, 1);
+    /* the executor's reference: f is still the submitter's alone (core/executor.c), so a
+     * store will do */
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
+    /* counted before it is visible, so `taken` never runs ahead of it */
+    atomic_fetch_add(&pool->pushed, 1);
     push_incoming(pool, f);
     adjust_thread_count(pool, 0);  /* failure is fine: the workers we have will run it */
     if (atomic_load(&pool->spinning) == 0)
