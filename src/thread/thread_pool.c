@@ -261,6 +261,10 @@ static fut_future *next_task(struct thread_pool *pool)
             return f;
         if (atomic_load(&pool->closing))
             return NULL;
+        /* nothing to run while a batch's futures are being made: take the faults of the
+         * memory the submitter fills next (future_cache.c), a step at a time */
+        if (fut__future_cache_prefault())
+            continue;
         if (!spin_for_work(pool))
             park(pool);
     }
