@@ -67,7 +67,7 @@
 #define CHAIN 256
 #define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1M futures */
 #define EMPTY_KEEP 4         /* kept through a trim: 1 MB */
-#define READY_MAX 2          /* arenas mapped ahead of a growing heap (fut__future_cache_prefault) */
+#define READY_MAX 1          /* arenas mapped ahead of a growing heap (fut__future_cache_prefault) */
 #define PREFAULT_STEP ((size_t)256 * 1024)
 
 enum slab_list { ON_NO_LIST, ON_PARTIAL, ON_EMPTY };
@@ -372,7 +372,10 @@ static bool slabs_off(void)
  * submitter, which bounds the batch. An idle thread (a thread pool's worker with nothing
  * to run) can take those faults ahead of it instead: MADV_POPULATE_WRITE faults pages in
  * without writing to them, so it is harmless on memory already in use. One step at a
- * time, so that the idle thread looks for work again every PREFAULT_STEP.
+ * time, so that the idle thread looks for work again every PREFAULT_STEP (with
+ * transparent huge pages the first step of an arena takes its whole huge page). One
+ * arena ahead at most: what a batch that stops growing leaves populated and unused is
+ * 2 MiB, until the next trim.
  *
  * The step is populated without the lock: its arena may be cut meanwhile (harmless), but
  * not unmapped: trim leaves the ready arenas alone while a step is `populating`, and no
