@@ -210,6 +210,56 @@ START_TEST(test_map_items)
 }
 END_TEST
 
+/* Whoever changes a task's state counts it once: a task its submitter finishes with
+ * fut_set_result before a worker took it counts as started and completed at once, and
+ * the worker that later finds it done counts nothing (core/executor.h). */
+START_TEST(test_finished_by_caller)
+{
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    fut_executor *ex = pool_kinds[_i](&(fut_pool_options){ .max_workers = 1 });
+    ck_assert_ptr_nonnull(ex);
+    fut_future *held = fut_submit(ex, read_byte, TU_P(pipefd[0]));
+    ck_assert_ptr_nonnull(held);
+    for (double end = tu_now() + 20; !fut_running(held) && tu_now() < end;)
+        tu_sleep(0.001);
+    ck_assert(fut_running(held));
+    fut_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(fs[i] = fut_submit(ex, tu_identity, TU_P(i)));
+    /* the last two are still queued in either kind of pool */
+    ck_assert_int_eq(fut_set_result(fs[1], TU_P(41)), 0);
+    ck_assert_int_eq(fut_set_exception(fs[2], EIO, "set by the caller"), 0);
+    fut_executor_stats s = stats_of(ex);
+    ck_assert_uint_eq(s.submitted, 4);
+    ck_assert_uint_eq(s.completed, 1);
+    ck_assert_uint_eq(s.failed, 1);
+    ck_assert_uint_eq(s.queued + s.running, 2);
+    ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
+    void *r;
+    ck_assert_int_eq(fut_result(held, FUT_FOREVER, NULL), 0);
+    ck_assert_int_eq(fut_result(fs[0], FUT_FOREVER, &r), 0);
+    ck_assert_ptr_eq(r, TU_P(0));
+    ck_assert_int_eq(fut_result(fs[1], FUT_FOREVER, &r), 0);
+    ck_assert_ptr_eq(r, TU_P(41));
+    ck_assert_int_eq(fut_result(fs[2], FUT_FOREVER, NULL), EIO);
+    ck_assert_int_eq(fut_shutdown(ex, true, false), 0);  /* every worker has looked at all */
+    s = stats_of(ex);
+    ck_assert_uint_eq(s.submitted, 4);
+    ck_assert_uint_eq(s.completed, 3);
+    ck_assert_uint_eq(s.failed, 1);
+    ck_assert_uint_eq(s.cancelled, 0);
+    ck_assert_uint_eq(s.queued, 0);
+    ck_assert_uint_eq(s.running, 0);
+    fut_future_unref(held);
+    for (int i = 0; i < 3; i++)
+        fut_future_unref(fs[i]);
+    fut_executor_free(ex);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+END_TEST
+
 /* workers and idle: threads or processes alive, the fork server not counted */
 START_TEST(test_workers)
 {
@@ -304,6 +354,7 @@ static Suite *stats_suite(void)
     tcase_add_loop_test(tc, test_batch_counts, 0, 2);
     tcase_add_loop_test(tc, test_map_items, 0, 2);
     tcase_add_loop_test(tc, test_workers, 0, 2);
+    tcase_add_loop_test(tc, test_finished_by_caller, 0, 2);
     tc = tu_tcase(s, "names", 60);
     tcase_add_test(tc, test_process_names);
     return s;

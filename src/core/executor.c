@@ -42,6 +42,18 @@ void fut__executor_init(fut_executor *ex, const struct fut_executor_ops *ops, in
     FUT_ATOMIC_VAR(&c->completed);
     FUT_ATOMIC_VAR(&c->failed);
     FUT_ATOMIC_VAR(&c->cancelled);
+    atomic_init(&ex->tallies, NULL);
+}
+
+void fut__executor_add_tally(fut_executor *ex, struct fut_task_tally *tally)
+{
+    FUT_ATOMIC_VAR(&tally->started);
+    FUT_ATOMIC_VAR(&tally->completed);
+    FUT_ATOMIC_VAR(&tally->failed);
+    tally->next = atomic_load_explicit(&ex->tallies, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&ex->tallies, &tally->next, tally,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
 }
 
 int fut_executor_max_workers(const fut_executor *ex)
@@ -68,8 +80,7 @@ static fut_future *new_task(fut_fn fn, void *arg)
  */
 static fut_future *submit(fut_executor *ex, fut_future *f, uint32_t items)
 {
-    f->part.task.items = items;
-    f->part.task.counters = &ex->counters;
+    f->task_counters = &ex->counters;
     if (fut__inherited(ex->fork_generation)) {
         fut_future_unref(f);  /* the pool's threads or processes stayed in the parent */
         errno = ENOTRECOVERABLE;
@@ -115,6 +126,7 @@ fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size
             return NULL;
         }
         memcpy(copy, &len, sizeof len);
+        memcpy(copy + FUT_ARG_COPY_ITEMS, &items, sizeof items);
         memcpy(copy + FUT_ARG_COPY_HEADER, arg, len);
     }
     fut_future *f = new_task(fn, copy ? copy + FUT_ARG_COPY_HEADER : NULL);
@@ -170,12 +182,21 @@ int fut_executor_get_stats(const fut_executor *ex, fut_executor_stats *out, size
         return 0;
     fut_executor_stats s = { 0 };
     const struct fut_executor_counters *c = &ex->counters;
+    struct fut_task_tally *tallies = atomic_load_explicit(&((fut_executor *)ex)->tallies,
+                                                          memory_order_acquire);
     /* outcomes first, then starts, then submits: each is counted after the one before it,
-     * so reading in this order keeps queued and running from going negative */
+     * so reading in this order keeps queued and running from going negative (sums wrap:
+     * fut_map moves items from one tally's completed to the shared failed) */
     s.completed = load(&c->completed);
     s.failed = load(&c->failed);
+    for (const struct fut_task_tally *t = tallies; t; t = t->next) {
+        s.completed += load(&t->completed);
+        s.failed += load(&t->failed);
+    }
     s.cancelled = load(&c->cancelled);
     uint64_t started = load(&c->started);
+    for (const struct fut_task_tally *t = tallies; t; t = t->next)
+        started += load(&t->started);
     s.submitted = load(&c->submitted);
     s.running = difference(started, s.completed + s.failed);
     s.queued = difference(s.submitted, started + s.cancelled);

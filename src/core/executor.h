@@ -6,22 +6,48 @@
 #include "core/future.h"
 
 /*
- * Totals of an executor, in task items (a fut_map chunk of N items counts N), kept by the
- * core as its tasks' futures change state (future.c), so every backend gets them for free:
+ * Totals of an executor, in task items (a fut_map chunk of N items counts N), reported by
+ * fut_executor_get_stats:
  *   submitted  accepted by the backend's submit
  *   started    PENDING -> RUNNING (or straight to FINISHED: a task failed unstarted)
  *   completed, failed, cancelled   done, by outcome
  * queued = submitted - started - cancelled, running = started - completed - failed.
- * Relaxed atomics: readers get each counter's own latest value, not a snapshot.
+ *
+ * Each is the sum of the shared counters below and of the executor's tallies. Whoever
+ * makes a change counts it before the change shows (before the future's state is
+ * published), so that whoever sees a state finds it counted:
+ * - an executor's own thread that starts and finishes its tasks (a thread pool's worker)
+ *   counts in a tally of its own, with plain stores: no read-modify-write, no cache line
+ *   shared with another worker (fut__task_start, fut__task_finish);
+ * - anyone else (fut_cancel from any thread, fut_set_running_or_notify_cancel and
+ *   fut_set_exception from a backend's dispatcher, fut_map's recount) counts in the shared
+ *   counters with relaxed atomic adds, found through the task's task_counters word
+ *   (core/future.h) while it is pending or running.
+ * Readers get each counter's own latest value, not a snapshot.
  */
 struct fut_executor_counters {
     atomic_uint_least64_t submitted;                       /* by submitters */
-    char pad[64];                                          /* apart from the workers' */
-    atomic_uint_least64_t started, completed, failed, cancelled;   /* by workers */
+    char pad[64];                                          /* apart from the others */
+    atomic_uint_least64_t started, completed, failed, cancelled;
 };
 
+/* One thread's counts: written by that thread alone, read by anyone (relaxed). A tally
+ * joins its executor's list once and stays until the executor is destroyed. */
+struct fut_task_tally {
+    atomic_uint_least64_t started, completed, failed;
+    struct fut_task_tally *next;
+};
+
+/* Adds to a counter only its owner thread writes: a relaxed load and store, no lock prefix. */
+static inline void fut__tally_add(atomic_uint_least64_t *counter, uint64_t n)
+{
+    uint64_t now = atomic_load_explicit(counter, memory_order_relaxed);
+    atomic_store_explicit(counter, now + n, memory_order_relaxed);
+}
+
 struct fut_executor_ops {
-    /* Queue f (its task part is set); on success the executor holds a reference
+    /* Queue f (its task part is set; f is new, and the caller's reference is its only
+     * one until submit returns); on success the executor holds a reference
      * until f is done. Returns 0, FUT_ESHUTDOWN, FUT_EBROKEN or FUT_ENOMEM. */
     int  (*submit)(fut_executor *ex, fut_future *f);
     int  (*shutdown)(fut_executor *ex, bool wait, bool cancel_futures);
@@ -48,6 +74,7 @@ struct fut_executor {
     int max_workers;
     double task_timeout;           /* > 0: each task's time limit (fut_map sends items alone) */
     unsigned fork_generation;      /* made in (core/fork.h): set by fut__executor_init */
+    _Atomic(struct fut_task_tally *) tallies;   /* newest first; see fut__executor_add_tally */
     /* written by workers on every task: kept off the line of the read-mostly fields above
      * and of the backend's fields below (no alignment: backends allocate with malloc) */
     char pad_before[64];
@@ -55,10 +82,10 @@ struct fut_executor {
     char pad_after[64];
 };
 
-/* future.c's accounting of a task's state changes (a task future with counters). */
+/* The shared counters a task future's changes count in, while it is pending or running. */
 static inline struct fut_executor_counters *fut__task_counters(fut_future *f)
 {
-    return f->part_kind == FUT_PART_TASK ? f->part.task.counters : NULL;
+    return f->part_kind == FUT_PART_TASK ? f->task_counters : NULL;
 }
 
 static inline void fut__count(atomic_uint_least64_t *counter, uint64_t n)
@@ -120,6 +147,10 @@ static inline void fut__join_once(struct fut_joinable_thread *j)
     }
     pthread_mutex_unlock(&j->lock);
 }
+
+/* Links a zeroed tally into ex's statistics. The caller keeps its memory until the
+ * executor is destroyed (or forgotten) and frees it then; the list is never shortened. */
+void fut__executor_add_tally(fut_executor *ex, struct fut_task_tally *tally);
 
 /* Validated options with defaults applied. */
 int fut__pool_options_check(const fut_pool_options *opts);

@@ -55,8 +55,8 @@ static void future_unlock(fut_future *f)
 
 /* ---- allocation ------------------------------------------------------------------- */
 
-_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 80,
-               "a future is 80 bytes: see future.h before adding a field");
+_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 64,
+               "a future is 64 bytes, one cache line: see future.h before adding a field");
 
 fut_future *fut__future_alloc(void)
 {
@@ -112,7 +112,8 @@ static void release_part(fut_future *f)
             free((char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
         break;
     case FUT_PART_LOOP:
-        fut_future_unref(f->part.loop.source);
+        if (!fut__future_flag(f, FUT_FLAG_CANCEL_HOOK))
+            fut_future_unref(f->part.loop.source);
         free(f->part.loop.state);
         break;
     default:
@@ -195,7 +196,7 @@ bool fut_cancel(fut_future *f)
 {
     if (!f)
         return false;
-    if (f->part_kind == FUT_PART_LOOP && f->part.loop.cancel)
+    if (f->part_kind == FUT_PART_LOOP && fut__future_flag(f, FUT_FLAG_CANCEL_HOOK))
         return f->part.loop.cancel(f);  /* a coroutine task: a request, see task/task.c */
     return fut__future_cancel(f);
 }
@@ -206,8 +207,10 @@ bool fut__future_cancel(fut_future *f)
     uint8_t state = FUT_STATE_PENDING;
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
         struct fut_executor_counters *counters = fut__task_counters(f);
-        if (counters)
-            fut__count(&counters->cancelled, f->part.task.items);
+        if (counters) {
+            fut__count(&counters->cancelled, fut__task_items(f));
+            f->task_counters = NULL;  /* a cancelled future has no result */
+        }
         complete_locked(f, FUT_STATE_CANCELLED);
         return true;
     }
@@ -215,18 +218,25 @@ bool fut__future_cancel(fut_future *f)
     return state == FUT_STATE_CANCELLED;
 }
 
-int fut_set_running_or_notify_cancel(fut_future *f)
+/* Counts in `tally` (an executor's own thread) or, without one, in the task's counters. */
+static int start(fut_future *f, struct fut_task_tally *tally)
 {
-    if (!f)
-        return FUT_EINVAL;
     uint8_t state = FUT_STATE_PENDING;
+    uint32_t items = 0;
+    if (tally) {
+        /* counted before RUNNING shows: whoever sees it running finds it counted */
+        items = fut__task_items(f);
+        fut__tally_add(&tally->started, items);
+    }
     FUT_HAPPENS_BEFORE(&f->state);
     if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
-        struct fut_executor_counters *counters = fut__task_counters(f);
+        struct fut_executor_counters *counters = tally ? NULL : fut__task_counters(f);
         if (counters)
-            fut__count(&counters->started, f->part.task.items);
+            fut__count(&counters->started, fut__task_items(f));
         return 1;
     }
+    if (tally)
+        fut__tally_add(&tally->started, -(uint64_t)items);  /* it never started */
     if (state != FUT_STATE_CANCELLED)
         return FUT_ESTATE;
     future_lock(f);
@@ -236,7 +246,18 @@ int fut_set_running_or_notify_cancel(fut_future *f)
     return rc;
 }
 
-int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message)
+int fut_set_running_or_notify_cancel(fut_future *f)
+{
+    return f ? start(f, NULL) : FUT_EINVAL;
+}
+
+int fut__task_start(fut_future *f, struct fut_task_tally *tally)
+{
+    return start(f, tally);
+}
+
+static int finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message,
+                  struct fut_task_tally *tally)
 {
     future_lock(f);
     /* only a cancel can race with us here, and it takes the lock too */
@@ -247,6 +268,21 @@ int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int co
         free(message);
         return FUT_ESTATE;
     }
+    /* counted before the outcome takes the counters' word and before it is published:
+     * whoever sees the future done finds it counted */
+    uint32_t items = f->part_kind == FUT_PART_TASK ? fut__task_items(f) : 0;
+    bool unstarted = fut__future_state(f) == FUT_STATE_PENDING;  /* failed before it could start */
+    if (tally) {
+        if (unstarted)
+            fut__tally_add(&tally->started, items);
+        fut__tally_add(code ? &tally->failed : &tally->completed, items);
+    } else {
+        struct fut_executor_counters *counters = fut__task_counters(f);
+        if (counters && unstarted)
+            fut__count(&counters->started, items);
+        if (counters)
+            fut__count(code ? &counters->failed : &counters->completed, items);
+    }
     if (code) {
         f->exception = code;
         f->message = message;
@@ -255,15 +291,19 @@ int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int co
         if (result_is_bytes)
             fut__future_set_flag(f, FUT_FLAG_RESULT_IS_BYTES);
     }
-    struct fut_executor_counters *counters = fut__task_counters(f);
-    if (counters) {
-        uint32_t items = f->part.task.items;
-        if (fut__future_state(f) == FUT_STATE_PENDING)
-            fut__count(&counters->started, items);  /* failed before it could start */
-        fut__count(code ? &counters->failed : &counters->completed, items);
-    }
     complete_locked(f, FUT_STATE_FINISHED);
     return 0;
+}
+
+int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message)
+{
+    return finish(f, result, result_is_bytes, code, message, NULL);
+}
+
+int fut__task_finish(fut_future *f, struct fut_task_tally *tally, void *result,
+                     bool result_is_bytes, int code, char *message)
+{
+    return finish(f, result, result_is_bytes, code, message, tally);
 }
 
 int fut_set_result(fut_future *f, void *result)

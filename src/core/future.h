@@ -45,34 +45,43 @@ struct fut_callback_dispatcher {
     void *context;
 };
 
-/* A fut_submit_copy copy: FUT_ARG_COPY_HEADER bytes (its length, a size_t) in front of
- * the bytes the task sees, which keep malloc's alignment. */
+/* A fut_submit_copy copy: FUT_ARG_COPY_HEADER bytes in front of the bytes the task sees
+ * (which keep malloc's alignment): its length (a size_t), then the items it stands for in
+ * fut_executor_get_stats (a uint32_t: a fut_map chunk's items; 1 otherwise). */
 #define FUT_ARG_COPY_HEADER 16
+#define FUT_ARG_COPY_ITEMS 8       /* offset of the item count in the header */
 
 /* What an executor keeps in a future it queues: the future is the queue node, so a
  * submit allocates nothing else. A fut_submit_copy argument is a private copy, freed with
- * the future; its length sits in front of it (fut__task_arg_len). */
+ * the future; its length and item count sit in front of it (fut__task_arg_len,
+ * fut__task_items).
+ *
+ * The statistics cost the future no field: an executor counts the state changes its own
+ * threads make (a thread pool's workers, each in its own tally), and while a task is
+ * pending or running its result word, which holds nothing yet, points at the executor's
+ * shared counters, for changes made by anyone else (fut_cancel from any thread, a
+ * dispatcher's fut_set_exception; see core/executor.h). */
 struct fut_task_part {
     struct fut_list_node node;     /* the executor's queue */
     fut_fn fn;
     void *arg;                     /* the value, or the private copy (FUT_FLAG_ARG_COPIED) */
-    struct fut_executor_counters *counters;  /* the executor's totals; NULL: not counted */
-    uint32_t items;                /* fut_executor_get_stats: tasks this future stands for
-                                    * (a fut_map chunk: its items) */
 };
 
 /* What the event loop keeps in its futures. */
 struct fut_loop_part {
-    /* A future whose result this one shares (a bridge to an executor's future, whose
-     * bytes result both expose): one reference, released when this future is freed. */
-    fut_future *source;
-    void *state;                   /* a sleep's or a gather's state, freed with the future */
     /* where its done callbacks run: the loop (see struct fut_callback_dispatcher) */
     const struct fut_callback_dispatcher *dispatcher;
-    /* Optional (coroutine tasks): fut_cancel calls it in place of cancelling and returns
-     * what it returns. Set before the future is shared, never changed; called in any
-     * thread, with no lock held. The hook cancels for real with fut__future_cancel. */
-    bool (*cancel)(fut_future *f);
+    void *state;                   /* a sleep's, a gather's or a task's state, freed with it */
+    union {                        /* a bridge has no cancel hook, a task no source */
+        /* A future whose result this one shares (a bridge to an executor's future, whose
+         * bytes result both expose): one reference, released when this future is freed. */
+        fut_future *source;
+        /* FUT_FLAG_CANCEL_HOOK (coroutine tasks): fut_cancel calls it in place of
+         * cancelling and returns what it returns. Set before the future is shared, never
+         * changed; called in any thread, with no lock held. The hook cancels for real
+         * with fut__future_cancel. */
+        bool (*cancel)(fut_future *f);
+    };
 };
 
 /* The allocator's link between free futures (future_cache.c). */
@@ -95,15 +104,18 @@ enum {
     FUT_FLAG_REQUEUED = 8,         /* task part, process pools: handed to a worker that died
                                     * before starting it, so RUNNING already: goes to the
                                     * next one */
+    FUT_FLAG_CANCEL_HOOK = 16,     /* loop part: `cancel` is set (not `source`) */
 };
 
 /*
- * 80 bytes, carved from slabs without an allocator header (see future_cache.c): a batch
- * of a million futures is 80 MB of memory touched for the first time, which costs more
- * than the tasks, so every byte counts. (The core is 40 bytes; the task part's statistics
- * fields took it from 64 to 80.) What only some futures need lives out of line:
- * an exception's message shares the result's word, done callbacks are one pointer to a
- * stack of nodes, a loop future's dispatcher lives in its loop part.
+ * 64 bytes, one cache line, carved from slabs without an allocator header (see
+ * future_cache.c): a batch of a million futures is 64 MB of memory touched for the first
+ * time, which costs more than the tasks, so every byte counts. The core is 40 bytes, the
+ * largest part 24. What only some futures need lives out of line or shares a word:
+ * an exception's message shares the result's word (and so does a pending task's pointer
+ * to its executor's counters, see struct fut_task_part), done callbacks are one pointer to
+ * a stack of nodes, a loop future's dispatcher lives in its loop part, a fut_map chunk's
+ * item count in the header of its argument's copy.
  */
 struct fut_future {
     /* the core: state, outcome, callbacks, waiters */
@@ -119,6 +131,9 @@ struct fut_future {
     union {
         void *result;              /* exception == 0 */
         char *message;             /* exception != 0: the message, or NULL */
+        /* a task while pending or running: the counters that changes made outside its
+         * executor's own threads count in (core/executor.h); NULL: none */
+        struct fut_executor_counters *task_counters;
     };
     /* of struct fut_callback_node, newest first (complete_locked restores their order) */
     struct fut_list_node *callbacks;
@@ -156,6 +171,16 @@ static inline size_t fut__task_arg_len(const fut_future *f)
     return *(const size_t *)((const char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
 }
 
+/* The tasks a task future stands for in fut_executor_get_stats: a fut_map chunk's items,
+ * else 1. */
+static inline uint32_t fut__task_items(const fut_future *f)
+{
+    if (!fut__future_flag(f, FUT_FLAG_ARG_COPIED))
+        return 1;
+    return *(const uint32_t *)((const char *)f->part.task.arg - FUT_ARG_COPY_HEADER +
+                               FUT_ARG_COPY_ITEMS);
+}
+
 /* The loop's dispatcher of a loop future; NULL for any other (callbacks run inline). */
 static inline const struct fut_callback_dispatcher *fut__future_dispatcher(const fut_future *f)
 {
@@ -170,12 +195,21 @@ static inline fut_future *fut__task_of(struct fut_list_node *node)
 
 fut_future *fut__future_alloc(void);
 
-/* A task's outcome, stored by whoever ran it. Take ownership of message and of a bytes result. */
+/* A task's outcome, stored by whoever ran it. Take ownership of message and of a bytes
+ * result. A task future's change is counted in its task_counters. */
 int fut__future_finish(fut_future *f, void *result, bool result_is_bytes, int code, char *message);
 
 /* The library's own failures: fut_set_exception, except that a message that cannot be
  * copied (no memory) is dropped rather than leaving the future pending for ever. */
 int fut__future_fail(fut_future *f, int code, const char *message);
+
+/* fut_set_running_or_notify_cancel and fut__future_finish for an executor's own thread,
+ * which counts the change in its own tally (core/executor.h) instead of the shared
+ * counters. */
+struct fut_task_tally;
+int fut__task_start(fut_future *f, struct fut_task_tally *tally);
+int fut__task_finish(fut_future *f, struct fut_task_tally *tally, void *result,
+                     bool result_is_bytes, int code, char *message);
 
 /* Waiters (waiter.c) hook into futures through these, under f->lock. */
 bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link);

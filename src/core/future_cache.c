@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -67,6 +68,8 @@
 #define CHAIN 256
 #define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1M futures */
 #define EMPTY_KEEP 4         /* kept through a trim: 1 MB */
+#define READY_MAX 1          /* arenas mapped ahead of a growing heap (fut__future_cache_prefault) */
+#define PREFAULT_STEP ((size_t)256 * 1024)
 
 enum slab_list { ON_NO_LIST, ON_PARTIAL, ON_EMPTY };
 
@@ -119,6 +122,15 @@ static unsigned n_empty;
 static unsigned n_live;                /* slabs with a slot out */
 static char *arena_next, *arena_end;   /* the slabs not yet cut from the last arena */
 static unsigned n_arenas;
+/* Arenas mapped ahead, oldest first, for the next slab_map_locked calls, and the part of
+ * ready[0 .. n_ready) that idle threads have not populated yet. */
+static char *ready[READY_MAX];
+static unsigned n_ready;
+static char *populate_at, *populate_end;
+static unsigned populating;            /* steps being populated without the lock */
+/* Set when a heap past its first arena starts another: it is growing, and idle threads
+ * may prepare the next ones (fut__future_cache_prefault). Cleared when READY_MAX are. */
+static atomic_bool growing;
 
 static atomic_int use_malloc = -1;     /* -1: not decided yet */
 
@@ -160,7 +172,12 @@ static char *arena_map(void)
 static struct slab *slab_map_locked(void)
 {
     if (arena_next == arena_end) {
-        if (!(arena_next = arena_map())) {
+        if (n_ready > 0) {
+            arena_next = ready[0];
+            memmove(&ready[0], &ready[1], (n_ready - 1) * sizeof ready[0]);
+            if (--n_ready == 0 || (populate_at >= arena_next && populate_at < arena_next + ARENA_SIZE))
+                populate_at = populate_end = NULL;  /* cut from now: left to the faults */
+        } else if (!(arena_next = arena_map())) {
             arena_end = NULL;
             return NULL;
         }
@@ -169,6 +186,8 @@ static struct slab *slab_map_locked(void)
         if (n_arenas > 0)
             madvise(arena_next, ARENA_SIZE, MADV_HUGEPAGE);  /* advice: failure is fine */
 #endif
+        if (n_arenas > 0)
+            atomic_store_explicit(&growing, true, memory_order_relaxed);
         n_arenas++;
     }
     struct slab *s = (struct slab *)arena_next;
@@ -348,6 +367,57 @@ static bool slabs_off(void)
     return off;
 }
 
+/*
+ * On a virtual machine, the first touch of fresh memory is the largest cost of a batch
+ * of futures (see slab_map_locked), and it falls on the thread that allocates them: the
+ * submitter, which bounds the batch. An idle thread (a thread pool's worker with nothing
+ * to run) can take those faults ahead of it instead: MADV_POPULATE_WRITE faults pages in
+ * without writing to them, so it is harmless on memory already in use. One step at a
+ * time, so that the idle thread looks for work again every PREFAULT_STEP (with
+ * transparent huge pages the first step of an arena takes its whole huge page). One
+ * arena ahead at most: what a batch that stops growing leaves populated and unused is
+ * 2 MiB, until the next trim.
+ *
+ * The step is populated without the lock: its arena may be cut meanwhile (harmless), but
+ * not unmapped: trim leaves the ready arenas alone while a step is `populating`, and no
+ * slab cut from it can empty before the step was handed out.
+ */
+bool fut__future_cache_prefault(void)
+{
+    if (!atomic_load_explicit(&growing, memory_order_relaxed) || slabs_off())
+        return false;
+    char *step = NULL;
+    pthread_mutex_lock(&heap_lock);
+    if (populate_at == populate_end && n_ready < READY_MAX) {
+        char *a = arena_map();
+        if (a) {
+#ifdef MADV_HUGEPAGE
+            madvise(a, ARENA_SIZE, MADV_HUGEPAGE);
+#endif
+            ready[n_ready++] = a;
+            populate_at = a;
+            populate_end = a + ARENA_SIZE;
+        }
+    }
+    if (populate_at < populate_end) {
+        step = populate_at;
+        populate_at += PREFAULT_STEP;
+        populating++;
+    } else {
+        atomic_store_explicit(&growing, false, memory_order_relaxed);  /* READY_MAX ahead */
+    }
+    pthread_mutex_unlock(&heap_lock);
+    if (!step)
+        return false;
+#ifdef MADV_POPULATE_WRITE
+    madvise(step, PREFAULT_STEP, MADV_POPULATE_WRITE);  /* advice: failure is fine */
+#endif
+    pthread_mutex_lock(&heap_lock);
+    populating--;
+    pthread_mutex_unlock(&heap_lock);
+    return true;
+}
+
 fut_future *fut__future_cache_get(void)
 {
     if (slabs_off())
@@ -407,7 +477,17 @@ bool fut__future_cache_trim(void)
         unmap = s;
     }
     bool live = n_live > 0;
+    char *unmap_ready[READY_MAX];
+    unsigned n_unmap_ready = populating ? 0 : n_ready;  /* else the next trim */
+    if (n_unmap_ready) {
+        memcpy(unmap_ready, ready, sizeof ready);
+        n_ready = 0;
+        populate_at = populate_end = NULL;
+    }
+    atomic_store_explicit(&growing, false, memory_order_relaxed);
     pthread_mutex_unlock(&heap_lock);
+    for (unsigned i = 0; i < n_unmap_ready; i++)
+        munmap(unmap_ready[i], ARENA_SIZE);
     while (unmap) {
         struct slab *next = unmap->next;
         munmap(unmap, SLAB_SIZE);

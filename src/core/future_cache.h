@@ -15,5 +15,9 @@ void fut__future_cache_put(fut_future *f);
  * Also returns idle shared fut_bytes memory (fut__bytes_shared_trim). Returns whether
  * futures or shared spares are still alive (freeing them may leave more to trim). */
 bool fut__future_cache_trim(void);
+/* For an idle thread while the heap grows: populates the next memory futures will be cut
+ * from (one step, a fraction of a millisecond to a few). Returns false when there is
+ * nothing to prepare: the caller goes on to spin or sleep. */
+bool fut__future_cache_prefault(void);
 
 #endif

@@ -425,6 +425,7 @@ fut_future *fut_loop_create_task(fut_loop *loop, fut_fn fn, void *arg)
     atomic_init(&t->flags, 0);
     f->part.loop.state = t;  /* freed with the future */
     f->part.loop.cancel = task_cancel;
+    fut__future_set_flag(f, FUT_FLAG_CANCEL_HOOK);
     fut_future_ref(f);  /* the task's own, until it ends */
     if (!fut__loop_call_soon_owned(loop, task_start, t)) {
         fut_future_unref(f);

@@ -52,15 +52,19 @@ struct thread_pool {
     atomic_int n_threads;
     atomic_int alive;                 /* started and not yet returned (for the statistics) */
 
-    /* written by submitters */
+    /* written by submitters (and `incoming` by a worker once per drain, not per task):
+     * the tasks queued and not taken yet are pushed - taken (see pending()) */
     _Alignas(CACHE_LINE) _Atomic(struct fut_list_node *) incoming;  /* submitted, newest first */
-    atomic_size_t pending;            /* queued tasks no worker has taken yet */
-    atomic_int active_submits;        /* submits between their shutdown check and push */
+    atomic_size_t pushed;             /* tasks ever queued */
+
+    /* submits between their shutdown check and push: read only by a shutdown */
+    _Alignas(CACHE_LINE) atomic_int active_submits;
 
     /* written by workers */
     _Alignas(CACHE_LINE) atomic_int idle;   /* workers not holding a task */
     pthread_mutex_t queue_lock;       /* the workers' FIFO */
     struct fut_list queue;            /* of futures, through their task part */
+    atomic_size_t taken;              /* tasks ever taken off the queue: under queue_lock */
 
     /* the slow paths: parking, starting and joining threads */
     _Alignas(CACHE_LINE) pthread_mutex_t park_lock;
@@ -75,12 +79,39 @@ struct thread_pool {
     pthread_mutex_t shutdown_lock;    /* serialises shutdowns */
 };
 
-struct worker_start {
+/* A worker's own memory: its statistics tally (core/executor.h) on a cache line of its
+ * own. Linked into the pool's tallies when it starts, freed with the pool. */
+struct pool_worker {
+    _Alignas(CACHE_LINE) struct fut_task_tally tally;
     struct thread_pool *pool;
     int index;
 };
 
+static void free_workers(struct thread_pool *pool)
+{
+    struct fut_task_tally *t = atomic_load(&pool->base.tallies), *next;
+    for (; t; t = next) {
+        next = t->next;
+        free(fut_container_of(t, struct pool_worker, tally));
+    }
+}
+
 /* ---- the queue ---------------------------------------------------------------------- */
+
+/* Queued tasks no worker has taken yet. Two counters, each written on one side only, so
+ * that a submit and a worker's pop do not pass one cache line back and forth per task.
+ * `taken` is read first: it never exceeds `pushed`, which only grows. */
+static size_t pending(struct thread_pool *pool)
+{
+    size_t taken = atomic_load(&pool->taken);
+    return atomic_load(&pool->pushed) - taken;
+}
+
+/* Under queue_lock, its only writer: a plain store. */
+static void count_taken_locked(struct thread_pool *pool, size_t n)
+{
+    atomic_store(&pool->taken, atomic_load_explicit(&pool->taken, memory_order_relaxed) + n);
+}
 
 /* A Treiber stack through the futures' queue nodes: submitters never take a lock. */
 static void push_incoming(struct thread_pool *pool, fut_future *f)
@@ -117,7 +148,7 @@ static fut_future *pop_task(struct thread_pool *pool)
         drain_incoming_locked(pool);
     struct fut_list_node *node = fut_list_pop_front(&pool->queue);
     if (node) {
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_relaxed);
+        count_taken_locked(pool, 1);
         atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->queue_lock);
@@ -133,7 +164,7 @@ static struct fut_list take_all_tasks(struct thread_pool *pool)
     size_t n = 0;
     for (struct fut_list_node *node = all.head; node; node = node->next)
         n++;
-    atomic_fetch_sub_explicit(&pool->pending, n, memory_order_relaxed);
+    count_taken_locked(pool, n);
     pthread_mutex_unlock(&pool->queue_lock);
     return all;
 }
@@ -143,20 +174,20 @@ static struct fut_list take_all_tasks(struct thread_pool *pool)
 static bool work_or_closing(void *arg)
 {
     struct thread_pool *pool = arg;
-    return atomic_load_explicit(&pool->pending, memory_order_relaxed) > 0 ||
+    return pending(pool) > 0 ||
            atomic_load_explicit(&pool->closing, memory_order_relaxed);
 }
 
 /*
  * A parked worker counts itself in `parked` before it checks for work; a submitter counts
- * its task in `pending` before it checks `parked`. Both are sequentially consistent, so at
+ * its task in `pushed` before it checks `parked`. Both are sequentially consistent, so at
  * least one of them sees the other: no wake-up is lost.
  */
 static void park(struct thread_pool *pool)
 {
     pthread_mutex_lock(&pool->park_lock);
     atomic_fetch_add(&pool->parked, 1);
-    if (atomic_load(&pool->pending) > 0 || atomic_load(&pool->closing)) {
+    if (pending(pool) > 0 || atomic_load(&pool->closing)) {
         atomic_fetch_sub(&pool->parked, 1);
         pthread_mutex_unlock(&pool->park_lock);
         return;
@@ -217,7 +248,7 @@ static bool spin_for_work(struct thread_pool *pool)
         return false;
     bool found = fut__spin_until(work_or_closing, pool, FUT_FOREVER);
     atomic_store(&pool->spinning, 0);
-    if (found && atomic_load(&pool->pending) > 1)
+    if (found && pending(pool) > 1)
         wake_one(pool);
     return found;
 }
@@ -230,20 +261,25 @@ static fut_future *next_task(struct thread_pool *pool)
             return f;
         if (atomic_load(&pool->closing))
             return NULL;
+        /* nothing to run while a batch's futures are being made: take the faults of the
+         * memory the submitter fills next (future_cache.c), a step at a time */
+        if (fut__future_cache_prefault())
+            continue;
         if (!spin_for_work(pool))
             park(pool);
     }
 }
 
-static void run_task(struct thread_pool *pool, fut_future *f)
+static void run_task(struct pool_worker *w, fut_future *f)
 {
-    if (fut_set_running_or_notify_cancel(f) == 1) {
+    struct thread_pool *pool = w->pool;
+    if (fut__task_start(f, &w->tally) == 1) {
         struct fut_task_outcome out;
         fut__task_call(f->part.task.fn, f->part.task.arg, &out);
         /* idle again before the result is published, so that a submit made by whoever
          * waited on this result reuses this worker instead of starting another */
         atomic_fetch_add(&pool->idle, 1);
-        fut__future_finish(f, out.result, out.result_is_bytes, out.code, out.message);
+        fut__task_finish(f, &w->tally, out.result, out.result_is_bytes, out.code, out.message);
     } else {
         atomic_fetch_add(&pool->idle, 1);
     }
@@ -301,11 +337,10 @@ static void worker_exit(struct thread_pool *pool)
 
 static void *worker_main(void *arg)
 {
-    struct worker_start start = *(struct worker_start *)arg;
-    struct thread_pool *pool = start.pool;
-    free(arg);
+    struct pool_worker *w = arg;
+    struct thread_pool *pool = w->pool;
     current_pool = pool;
-    set_thread_name(pool, start.index);
+    set_thread_name(pool, w->index);
     if (pool->initializer && pool->initializer(pool->initarg) != 0) {
         break_pool(pool);
         worker_exit(pool);
@@ -313,7 +348,7 @@ static void *worker_main(void *arg)
     }
     fut_future *f;
     while ((f = next_task(pool)))
-        run_task(pool, f);
+        run_task(w, f);
     worker_exit(pool);
     return NULL;
 }
@@ -324,7 +359,7 @@ static bool needs_thread(struct thread_pool *pool, size_t coming)
 {
     /* the thread count rarely changes: test it first and leave `idle` alone */
     return atomic_load_explicit(&pool->n_threads, memory_order_relaxed) < pool->base.max_workers &&
-           atomic_load(&pool->pending) + coming > (size_t)atomic_load(&pool->idle);
+           pending(pool) + coming > (size_t)atomic_load(&pool->idle);
 }
 
 /* Under threads_lock. Only submits grow the arrays, and a shutdown reads them after the
@@ -358,23 +393,24 @@ static int adjust_thread_count(struct thread_pool *pool, size_t coming)
     int n = atomic_load(&pool->n_threads);
     if (!needs_thread(pool, coming))
         goto out;
-    struct worker_start *start = malloc(sizeof *start);
-    if (!start) {
+    if (n == pool->threads_cap && (rc = grow_thread_arrays(pool)) != 0)
+        goto out;
+    struct pool_worker *w = aligned_alloc(CACHE_LINE, sizeof *w);
+    if (!w) {
         rc = FUT_ENOMEM;
         goto out;
     }
-    if (n == pool->threads_cap && (rc = grow_thread_arrays(pool)) != 0) {
-        free(start);
-        goto out;
-    }
-    *start = (struct worker_start){ pool, n };
+    memset(w, 0, sizeof *w);
+    w->pool = pool;
+    w->index = n;
+    /* linked before it can count; a worker that fails to start stays linked, at zero */
+    fut__executor_add_tally(&pool->base, &w->tally);
     atomic_fetch_add(&pool->idle, 1);
     atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
-    int err = pthread_create(&pool->threads[n], NULL, worker_main, start);
+    int err = pthread_create(&pool->threads[n], NULL, worker_main, w);
     if (err) {
         atomic_fetch_sub(&pool->idle, 1);
         atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
-        free(start);
         rc = -err;
         goto out;
     }
@@ -402,9 +438,11 @@ static int thread_pool_submit(fut_executor *ex, fut_future *f)
     /* Without any worker a queued task would never run: start the first one up front. */
     if (atomic_load(&pool->n_threads) == 0 && (rc = adjust_thread_count(pool, 1)) != 0)
         goto out;
-    fut_future_ref(f);
-    /* counted before it is visible, so a worker's decrement never runs ahead of it */
-    atomic_fetch_add(&pool->pending, 1);
+    /* the executor's reference: f is still the submitter's alone (core/executor.c), so a
+     * store will do */
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
+    /* counted before it is visible, so `taken` never runs ahead of it */
+    atomic_fetch_add(&pool->pushed, 1);
     push_incoming(pool, f);
     adjust_thread_count(pool, 0);  /* failure is fine: the workers we have will run it */
     if (atomic_load(&pool->spinning) == 0)
@@ -453,6 +491,7 @@ static void thread_pool_destroy(fut_executor *ex)
     pthread_cond_destroy(&pool->park_cond);
     pthread_mutex_destroy(&pool->threads_lock);
     pthread_mutex_destroy(&pool->shutdown_lock);
+    free_workers(pool);
     free(pool->threads);
     free(pool->joined);
     free(pool->name_prefix);
@@ -471,6 +510,7 @@ static void thread_pool_forget(fut_executor *ex)
     }
     fut_list_for_each_safe(node, next, &pool->queue)
         fut_future_unref(fut__task_of(node));
+    free_workers(pool);
     free(pool->threads);
     free(pool->joined);
     free(pool->name_prefix);
