@@ -116,3 +116,12 @@ check_LTLIBRARIES = tests/mpi_plugin.la
 tests_mpi_plugin_la_SOURCES = tests/mpi_plugin.c
 tests_mpi_plugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
 endif
+
+# The process pool's shared-memory channel (issue 11): a worker scribbling over its own
+# rings, SIGKILL at pseudo-random points of a stream of inline and out-of-line payloads,
+# no mapping or descriptor left over. Each case is a hang detector in a forked child with
+# a time limit, so, like test_hostile, not under check-valgrind.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_process_channel
+TESTS += tests/test_process_channel
+endif

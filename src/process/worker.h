@@ -3,7 +3,7 @@
  * Internal: the process pool's worker, the child side of the pool.
  *
  * A worker is forked by the fork server and never returns: it reads FUT_WIRE_TASK
- * messages from its socket, announces each task with FUT_WIRE_START before running it,
+ * messages from its channel, announces each task with FUT_WIRE_START before running it,
  * sends one outcome message per task, and leaves with _exit (never exit: the parent's
  * atexit handlers are not the worker's to run).
  */
@@ -54,10 +54,10 @@ struct fut__worker_config {
 #define FUT_WORKER_EXIT_IO 2       /* the socket failed */
 #define FUT_WORKER_EXIT_FORKED 3   /* a task forked and its child returned into the worker */
 
-/* Runs the worker on fd; serial numbers the worker (it seeds the random generators);
- * safe is a set of FUT_WORKER_ flags. */
-_Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config, pid_t fork_server,
-                                unsigned serial, unsigned safe, int slot);
+/* Runs the worker on its socket fd and its channel's mapping (ring.h); serial numbers the
+ * worker (it seeds the random generators); safe is a set of FUT_WORKER_ flags. */
+_Noreturn void fut__worker_main(int fd, void *channel, const struct fut__worker_config *config,
+                                pid_t fork_server, unsigned serial, unsigned safe, int slot);
 
 /* The process's name (prctl PR_SET_NAME, 15 bytes at most) for ps, top and
  * /proc/PID/comm; documented in fut_process_pool_new(3). */
