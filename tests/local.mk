@@ -125,3 +125,11 @@ if HAVE_CHECK
 check_PROGRAMS += tests/test_process_channel
 TESTS += tests/test_process_channel
 endif
+
+# Shared-memory fut_bytes buffers (issue 11), reached through the backend hook table.
+if HAVE_CHECK
+FUT_CHECK_TESTS += tests/test_bytes_shared
+tests_test_bytes_shared_SOURCES = tests/test_bytes_shared.c tests/testutil.h
+tests_test_bytes_shared_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_bytes_shared_LDADD = libfutures.la $(CHECK_LIBS)
+endif

@@ -33,6 +33,17 @@ struct fut_backend_hooks {
     fut_fn map_chunk;
     /* fills the core's part of a new executor (fork generation, statistics) */
     void (*executor_init)(fut_executor *ex, const struct fut_executor_ops *ops, int max_workers);
+    /* shared fut_bytes buffers (core/bytes_shared.h): for a backend's zero-copy path and
+     * for tests/test_bytes_shared, which reaches them only through this table */
+    void (*bytes_share_large)(bool on);
+    void *(*bytes_new_shared)(size_t len);
+    int (*bytes_fd)(const void *b);
+    int (*bytes_release_fd)(void *b);
+    void *(*bytes_from_fd)(int fd, size_t len);
+    int (*bytes_spare_take)(void);
+    void (*bytes_spare_add)(int fd);
+    bool (*bytes_shared_trim)(void);
+    bool (*bytes_claim)(void *p);
 };
 
 FUT_API const struct fut_backend_hooks *fut_backend_hooks(void);

@@ -14,12 +14,9 @@
 #include <unistd.h>
 
 #include "futures.h"
+#include "core/bytes_impl.h"
 #include "core/bytes_shared.h"
 #include "core/task_context.h"
-
-struct bytes_header {
-    alignas(max_align_t) size_t len;
-};
 
 #define SHARDS 16
 
@@ -102,7 +99,7 @@ static int shard_grow(struct registry_shard *s)
     return 0;
 }
 
-static int registry_add(void *p)
+int fut__bytes_registry_add(void *p)
 {
     struct registry_shard *s = shard_of(p);
     int rc = 0;
@@ -119,7 +116,7 @@ out:
     return rc;
 }
 
-static bool registry_remove(void *p)
+bool fut__bytes_registry_remove(void *p)
 {
     struct registry_shard *s = shard_of(p);
     bool found = false;
@@ -140,17 +137,25 @@ static bool registry_remove(void *p)
 
 void *fut_bytes_new(size_t len)
 {
-    if (len > SIZE_MAX - sizeof(struct bytes_header)) {
+    if (fut__bytes_wants_shared(len)) {
+        /* A worker's large buffers: shared memory, or ordinary memory when no memfd can be
+         * had (the sender then copies it into fut__bytes_new_shared or fails the task). */
+        void *b = fut__bytes_new_shared(len);
+        if (b)
+            return b;
+    }
+    if (len > SIZE_MAX - sizeof(struct fut_bytes_header)) {
         errno = ENOMEM;
         return NULL;
     }
-    struct bytes_header *h = malloc(sizeof *h + len);
+    struct fut_bytes_header *h = malloc(sizeof *h + len);
     if (!h) {
         errno = ENOMEM;
         return NULL;
     }
     h->len = len;
-    if (registry_add(h + 1) != 0) {
+    h->kind = FUT_BYTES_PLAIN;
+    if (fut__bytes_registry_add(h + 1) != 0) {
         free(h);
         errno = ENOMEM;
         return NULL;
@@ -174,66 +179,25 @@ size_t fut_bytes_len(const void *b)
 {
     if (!b)
         return 0;
-    return ((const struct bytes_header *)b - 1)->len;
+    return fut__bytes_header(b)->len;
 }
 
 void fut_bytes_free(void *b)
 {
     if (!b)
         return;
-    registry_remove(b);
-    free((struct bytes_header *)b - 1);
+    fut__bytes_registry_remove(b);
+    struct fut_bytes_header *h = fut__bytes_header(b);
+    if (h->kind == FUT_BYTES_SHARED)
+        fut__bytes_shared_free(b);
+    else
+        free(h);
 }
 
 bool fut__bytes_claim(void *p)
 {
     if (!p || atomic_load_explicit(&registry_size, memory_order_relaxed) == 0)
         return false;
-    return registry_remove(p);
+    return fut__bytes_registry_remove(p);
 }
 
-/* Shared buffers (bytes_shared.h): not implemented yet; every call reports ENOSYS. */
-void fut__bytes_share_large(bool on)
-{
-    (void)on;
-}
-
-void *fut__bytes_new_shared(size_t len)
-{
-    (void)len;
-    errno = ENOSYS;
-    return NULL;
-}
-
-int fut__bytes_fd(const void *b)
-{
-    (void)b;
-    return -1;
-}
-
-int fut__bytes_release_fd(void *b)
-{
-    (void)b;
-    errno = ENOSYS;
-    return -1;
-}
-
-void *fut__bytes_from_fd(int fd, size_t len)
-{
-    (void)len;
-    if (fd >= 0)
-        close(fd);
-    errno = ENOSYS;
-    return NULL;
-}
-
-int fut__bytes_spare_take(void)
-{
-    return -1;
-}
-
-void fut__bytes_spare_add(int fd)
-{
-    if (fd >= 0)
-        close(fd);
-}

@@ -49,4 +49,10 @@ void *fut__bytes_from_fd(int fd, size_t len);
 int fut__bytes_spare_take(void);
 void fut__bytes_spare_add(int fd);
 
+/* Returns to the system the spares and cached mappings unused for half a second or more;
+ * returns whether some are left (call again later). Called where the library already
+ * trims when idle (fut__future_cache_trim, so: an idle thread pool, fut_executor_free);
+ * a process pool's dispatcher and worker call it when they have been idle. */
+bool fut__bytes_shared_trim(void);
+
 #endif

@@ -36,6 +36,7 @@
 #include <malloc.h>
 #endif
 
+#include "core/bytes_shared.h"
 #include "core/future_cache.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -417,5 +418,7 @@ bool fut__future_cache_trim(void)
      * is free by now, but glibc returns only the top of a heap by itself. */
     malloc_trim(0);
 #endif
-    return live;
+    /* the other memory kept for reuse: shared fut_bytes buffers (bytes_shared.c) */
+    bool shared_left = fut__bytes_shared_trim();
+    return live || shared_left;
 }

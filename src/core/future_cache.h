@@ -12,7 +12,8 @@ fut_future *fut__future_cache_get(void);
 void fut__future_cache_put(fut_future *f);
 /* Gives the memory of empty slabs back to the system, but for a few, and (glibc) trims
  * the malloc heaps: called when an executor is freed or has been idle for a while.
- * Returns whether futures are still alive (freeing them may leave more to trim). */
+ * Also returns idle shared fut_bytes memory (fut__bytes_shared_trim). Returns whether
+ * futures or shared spares are still alive (freeing them may leave more to trim). */
 bool fut__future_cache_trim(void);
 
 #endif

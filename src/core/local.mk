@@ -6,7 +6,7 @@ libfutures_la_SOURCES = \
 	src/core/annotate.h \
 	src/core/as_completed.c \
 	src/core/backend.c src/core/backend.h \
-	src/core/bytes.c src/core/bytes_shared.h \
+	src/core/bytes.c src/core/bytes_impl.h src/core/bytes_shared.c src/core/bytes_shared.h \
 	src/core/clock.c src/core/clock.h \
 	src/core/error.c \
 	src/core/executor.c src/core/executor.h \
