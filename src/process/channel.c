@@ -63,6 +63,17 @@ bool fut__channel_has_room(struct process_pool *pool, struct pool_worker *w)
     return room >= fut__ring_msg_size(FUT_WIRE_INLINE_MAX - 1);
 }
 
+bool fut__channel_consumed(struct process_pool *pool, struct pool_worker *w, uint64_t pos)
+{
+    uint64_t room;
+    if (fut__ring_room(&w->to_worker, &room) != 0) {
+        protocol_error(pool, w, "an impossible position in its ring");
+        return false;
+    }
+    /* head = tail - used; consumed up to pos when pos <= head */
+    return w->to_worker.pos - pos >= FUT_RING_CAPACITY - room;
+}
+
 /* A large argument in a memfd: a shared buffer when the platform has them (the worker
  * maps it), else a plain memfd (the worker reads it). The descriptor, or a FUT_ code. */
 static int argument_fd(const void *arg, size_t len, uint32_t *flags)
@@ -101,6 +112,14 @@ int fut__channel_send(struct process_pool *pool, struct pool_worker *w, fut_futu
         .b = (uint64_t)(uintptr_t)task->arg,
     };
     uint64_t inline_len = copied ? h.len : 0;
+    /* memory the user freed, offered for the worker's next large result: pages both
+     * processes have already touched (core/bytes_shared.h) */
+    int spare = w->fd >= 0 ? fut__bytes_spare_take() : -1;
+    if (spare >= 0) {
+        if (fut__wire_record_send(w->fd, FUT_RECORD_SPARE, spare, MSG_DONTWAIT) == 0)
+            h.type |= FUT_WIRE_SPARE;
+        close(spare);
+    }
     if (copied && !fut__wire_inline(h.len)) {
         uint32_t flags;
         int fd = argument_fd(task->arg, (size_t)h.len, &flags);
@@ -130,6 +149,7 @@ static void pop_slot(struct pool_worker *w)
     w->slots[0] = w->slots[1];
     w->slots[1] = NULL;
     w->seqs[0] = w->seqs[1];
+    w->ends[0] = w->ends[1];
     w->n_slots--;
     w->n_sent--;
     w->head_started = false;

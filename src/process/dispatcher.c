@@ -11,10 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/bytes_shared.h"
 #include "core/clock.h"
 #include "core/spin.h"
 #include "process/fd_registry.h"
 #include "process/pool.h"
+
+/* How often an idle dispatcher looks at the shared memory kept for reuse (bytes_shared.h). */
+#define FUT_DISPATCHER_TRIM_MS 600
 
 /* ---- scheduling ---------------------------------------------------------------------- */
 
@@ -24,8 +28,13 @@
 static bool can_take(struct process_pool *pool, struct pool_worker *w, int max_slots)
 {
     int max_tasks = pool->config.max_tasks;
-    return !w->doomed && w->fd >= 0 && w->n_slots < max_slots &&
-           (max_tasks == 0 || w->handed < max_tasks) && fut__channel_has_room(pool, w);
+    if (w->doomed || w->fd < 0 || w->n_slots >= max_slots || (max_tasks != 0 && w->handed >= max_tasks))
+        return false;
+    /* an offer (a task handed ahead) reuses the claim word: not while the worker may still
+     * have to find a task taken back there (worker.c, take_task) */
+    if (w->n_slots == 1 && w->revoked_end && !fut__channel_consumed(pool, w, w->revoked_end))
+        return false;
+    return fut__channel_has_room(pool, w);
 }
 
 static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f)
@@ -52,6 +61,7 @@ static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f
     }
     w->last_seq = seq;
     w->seqs[w->n_slots] = seq;
+    w->ends[w->n_slots] = w->to_worker.pos;
     w->slots[w->n_slots++] = f;
     w->n_sent = w->n_slots;
     w->handed++;
@@ -81,6 +91,7 @@ static bool take_back(struct pool_worker *w, fut_future **f)
         if (!atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(w->seqs[1], FUT_CLAIM_REVOKED)))
             return false;  /* the worker claimed it first: it runs there */
         w->n_sent = 1;
+        w->revoked_end = w->ends[1];
     }
     *f = w->slots[1];
     w->slots[1] = NULL;
@@ -303,6 +314,9 @@ static int sleep_in_epoll(struct process_pool *pool, struct fut_poll_event *even
 {
     if (timeout != 0 && !fut__channel_prepare_sleep(pool))
         timeout = 0;
+    /* shared memory kept for reuse goes back to the system once idle: wake up for it */
+    if (timeout != 0 && fut__bytes_shared_trim() && (timeout < 0 || timeout > FUT_DISPATCHER_TRIM_MS))
+        timeout = FUT_DISPATCHER_TRIM_MS;
     int n = fut__poller_wait(&pool->poller, events, timeout);
     if (timeout != 0)
         fut__channel_awake(pool);

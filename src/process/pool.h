@@ -65,6 +65,9 @@ struct pool_worker {
     fut_future *slots[2];          /* slots[0] is the oldest; a NULL slot was abandoned
                                       (timed out), its outcome is ignored */
     uint64_t seqs[2];              /* the sequence number each slot's task was sent with */
+    uint64_t ends[2];              /* where each slot's message ends in its ring */
+    uint64_t revoked_end;          /* where the last message taken back ends: no new offer
+                                      in the claim word until the worker read past it */
     uint64_t last_seq;
     int n_slots;
     int n_sent;                    /* slots written in its ring (all of them: a write
@@ -135,6 +138,9 @@ struct pool_worker *fut__channel_open(struct process_pool *pool, pid_t pid, int 
 /* Whether w's ring has room for one more task message (false, and w is killed, when its
  * ring is corrupt). */
 bool fut__channel_has_room(struct process_pool *pool, struct pool_worker *w);
+/* Whether the worker has read its ring up to pos (false, and w is killed, when its ring is
+ * corrupt). */
+bool fut__channel_consumed(struct process_pool *pool, struct pool_worker *w, uint64_t pos);
 /* Writes the task of slot i in w's ring: 0; or, when its argument could not be put in
  * shared memory (descriptors, memory), a negative FUT_ code and the slot is not taken. */
 int fut__channel_send(struct process_pool *pool, struct pool_worker *w, fut_future *f, uint64_t seq);

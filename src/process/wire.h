@@ -38,6 +38,8 @@ enum fut__wire_type {
                                       holding len bytes at offset 0 */
 #define FUT_WIRE_SHARED 0x200u     /* with IN_FD: the memfd is a shared fut_bytes buffer
                                       (core/bytes_shared.h), mapped rather than read */
+#define FUT_WIRE_SPARE 0x400u      /* TASK: a SPARE record was sent before it (the worker
+                                      takes it before it runs the task) */
 
 /* Payloads shorter than this ride in the ring; messages of fut_raise are cut to
  * FUT_WIRE_MESSAGE_MAX bytes. */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdio_ext.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@
 #include "process/ring.h"
 #include "process/wire.h"
 
+/* How often an idle worker looks at the shared memory it keeps for reuse. */
+#define FUT_WORKER_TRIM_MS 600
+
 struct worker_process {
     int fd;                        /* records only (wire.h); blocking */
     pid_t self;                    /* the process the fork server forked */
@@ -34,6 +38,7 @@ struct worker_process {
     struct fut__ring in;           /* tasks from the parent */
     struct fut__ring out;          /* START and outcomes to the parent */
     struct fut__wire_fds fds;      /* payload descriptors received, not yet claimed */
+    uint64_t spares_due, spares_taken; /* SPARE records announced by tasks, and taken */
     struct fut__wire_header pending_header;   /* a task read ahead, not started yet */
     void *pending_payload;
     bool has_pending;
@@ -73,8 +78,10 @@ static bool take_record(struct worker_process *w, bool block)
         leave(FUT_WORKER_EXIT_IO);
     if (kind == FUT_RECORD_FD && fut__wire_fds_push(&w->fds, fd) != 0)
         leave(FUT_WORKER_EXIT_IO);
-    if (kind == FUT_RECORD_SPARE)
+    if (kind == FUT_RECORD_SPARE) {
         fut__bytes_spare_add(fd);
+        w->spares_taken++;
+    }
     return true;
 }
 
@@ -96,38 +103,66 @@ static void free_task_payload(const struct fut__wire_header *h, void *payload)
         free(payload);
 }
 
-/* Reads a task from the ring when one is there (no blocking on the ring; a large payload's
- * descriptor is already on its way). *payload is NULL when it could not be had (memory):
- * the task then fails with FUT_ENOMEM. */
+/* Whether this worker may start the task: false when the parent took it back. */
+static bool claim_task(struct worker_process *w, const struct fut__wire_header *h)
+{
+    uint64_t offered = FUT_CLAIM(h->seq, FUT_CLAIM_OFFERED);
+    if (atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(h->seq, FUT_CLAIM_STARTED)))
+        return true;
+    return offered != FUT_CLAIM(h->seq, FUT_CLAIM_REVOKED);  /* not offered: ours */
+}
+
+/*
+ * Reads the next task that is ours when one is in the ring (no blocking on the ring; a
+ * large payload's descriptor is already on its way); tasks taken back are dropped. The
+ * claim is settled BEFORE the message is released: the parent reuses the claim word for
+ * its next offer only once this worker's head has passed a message it took back, so the
+ * word still tells about that message here. *payload is NULL when it could not be had
+ * (memory): the task then fails with FUT_ENOMEM.
+ */
 static bool take_task(struct worker_process *w, struct fut__wire_header *h, void **payload)
 {
-    uint64_t avail;
-    if (fut__ring_avail(&w->in, &avail) != 0)
-        leave(FUT_WORKER_EXIT_IO);
-    if (avail == 0)
-        return false;
-    fut__ring_copy_out(&w->in, 0, h, sizeof *h);
-    bool in_fd = h->type & FUT_WIRE_IN_FD;
-    uint64_t size = fut__ring_msg_size(in_fd ? 0 : h->len);
-    if ((h->type & FUT_WIRE_TYPE_MASK) != FUT_WIRE_TASK || size > avail)
-        leave(FUT_WORKER_EXIT_IO);
-    *payload = NULL;
-    if (in_fd) {
-        int fd = next_payload_fd(w);
-        if (h->type & FUT_WIRE_SHARED) {
-            *payload = fut__bytes_from_fd(fd, (size_t)h->len);  /* takes fd */
-        } else {
-            if ((*payload = malloc((size_t)h->len)) && fut__wire_payload_read(fd, *payload, (size_t)h->len)) {
-                free(*payload);
-                *payload = NULL;
+    for (;;) {
+        uint64_t avail;
+        if (fut__ring_avail(&w->in, &avail) != 0)
+            leave(FUT_WORKER_EXIT_IO);
+        if (avail == 0)
+            return false;
+        fut__ring_copy_out(&w->in, 0, h, sizeof *h);
+        bool in_fd = h->type & FUT_WIRE_IN_FD;
+        uint64_t size = fut__ring_msg_size(in_fd ? 0 : h->len);
+        if ((h->type & FUT_WIRE_TYPE_MASK) != FUT_WIRE_TASK || size > avail)
+            leave(FUT_WORKER_EXIT_IO);
+        bool ours = claim_task(w, h);
+        *payload = NULL;
+        if (in_fd) {
+            int fd = next_payload_fd(w);
+            if (!ours) {
+                close(fd);
+            } else if (h->type & FUT_WIRE_SHARED) {
+                *payload = fut__bytes_from_fd(fd, (size_t)h->len);  /* takes fd */
+            } else {
+                if ((*payload = malloc((size_t)h->len)) && fut__wire_payload_read(fd, *payload, (size_t)h->len)) {
+                    free(*payload);
+                    *payload = NULL;
+                }
+                close(fd);
             }
-            close(fd);
+        } else if (ours && h->len && (*payload = malloc((size_t)h->len))) {
+            fut__ring_copy_out(&w->in, sizeof *h, *payload, (size_t)h->len);
         }
-    } else if (h->len && (*payload = malloc((size_t)h->len))) {
-        fut__ring_copy_out(&w->in, sizeof *h, *payload, (size_t)h->len);
+        /* a spare announced by the message is queued too: taken now, so that records
+         * never pile up on the socket of a worker that is never idle */
+        if (h->type & FUT_WIRE_SPARE)
+            w->spares_due++;
+        while (w->spares_taken < w->spares_due)
+            take_record(w, true);
+        fut__ring_consume(&w->in, size);
+        if (ours) {
+            h->code = 2;  /* marks it claimed */
+            return true;
+        }
     }
-    fut__ring_consume(&w->in, size);
-    return true;
 }
 
 static bool ring_has_task(void *arg)
@@ -180,31 +215,20 @@ static bool read_task(struct worker_process *w, struct fut__wire_header *h, void
             return true;
         if (!fut__ring_prepare_sleep(&w->in))
             continue;
-        take_record(w, true);  /* a wake-up, a descriptor, or end of file (we leave) */
+        /* shared memory kept for reuse goes back to the system once idle: wake up for it */
+        struct pollfd idle = { w->fd, POLLIN, 0 };
+        if (!fut__bytes_shared_trim() || poll(&idle, 1, FUT_WORKER_TRIM_MS) != 0)
+            take_record(w, true);  /* a wake-up, a descriptor, or end of file (we leave) */
         fut__ring_awake(&w->in);
     }
-}
-
-/* Whether this worker may start the task: false when the parent took it back. */
-static bool claim_task(struct worker_process *w, const struct fut__wire_header *h)
-{
-    uint64_t offered = FUT_CLAIM(h->seq, FUT_CLAIM_OFFERED);
-    if (atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(h->seq, FUT_CLAIM_STARTED)))
-        return true;
-    return offered != FUT_CLAIM(h->seq, FUT_CLAIM_REVOKED);  /* not offered: ours */
 }
 
 /* Whether the next task has already arrived in full (no blocking) and is ours to run;
  * tasks taken back are dropped on the way. */
 static bool peek_task(struct worker_process *w)
 {
-    while (!w->has_pending && take_task(w, &w->pending_header, &w->pending_payload)) {
-        w->has_pending = claim_task(w, &w->pending_header);
-        if (!w->has_pending)
-            free_task_payload(&w->pending_header, w->pending_payload);
-        else
-            w->pending_header.code = 2;  /* marks it claimed */
-    }
+    if (!w->has_pending)
+        w->has_pending = take_task(w, &w->pending_header, &w->pending_payload);
     return w->has_pending;
 }
 
@@ -278,11 +302,14 @@ static void send_outcome(struct worker_process *w, struct fut_task_outcome *out,
         h.type = FUT_WIRE_RESULT;
         h.a = (uint64_t)(uintptr_t)out->result;
     }
+    /* the next task is looked at (a task taken back is dropped) before the parent can
+     * see this outcome: see take_task */
+    bool announce = !last && peek_task(w);
     put(w, &h, payload, inline_len);
     if (result)
         fut_bytes_free(result);
     free(out->message);
-    if (!last && peek_task(w)) {
+    if (announce) {
         struct fut__wire_header start = { .type = FUT_WIRE_START, .seq = w->pending_header.seq };
         put(w, &start, NULL, 0);
         w->pending_header.code = 1;  /* marks it announced */
@@ -355,10 +382,6 @@ _Noreturn void fut__worker_main(int fd, void *channel, const struct fut__worker_
     struct fut__wire_header h;
     void *payload;
     for (long done = 0; read_task(&w, &h, &payload);) {
-        if (h.code == 0 && !claim_task(&w, &h)) {
-            free_task_payload(&h, payload);  /* taken back for another worker */
-            continue;
-        }
         done++;
         bool last = config->max_tasks > 0 && done >= config->max_tasks;
         run_task(&w, &h, payload, last);

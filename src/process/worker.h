@@ -35,6 +35,10 @@ struct fut__worker_config {
  * FUT_CLAIM_STARTED, and the parent takes one back by changing it to FUT_CLAIM_REVOKED,
  * both by compare-and-swap: exactly one of the two wins, so a task never runs twice and
  * never runs nowhere. A revoked task is dropped unread by the worker, without a word.
+ * The worker settles the claim before it releases the task's message in its ring, and
+ * the parent offers nothing new in the word until the worker has read past a message it
+ * took back (dispatcher.c, can_take): the word cannot say OFFERED for a later task while
+ * the worker has yet to find REVOKED for an earlier one.
  */
 #define FUT_CLAIM_OFFERED 0u
 #define FUT_CLAIM_STARTED 1u
