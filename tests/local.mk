@@ -133,3 +133,11 @@ tests_test_bytes_shared_SOURCES = tests/test_bytes_shared.c tests/testutil.h
 tests_test_bytes_shared_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_bytes_shared_LDADD = libfutures.la $(CHECK_LIBS)
 endif
+
+# The process pool under stress and faults (issue 11, reliability): create/free cycles,
+# stopped and killed workers, payloads around the shared-memory threshold. Each case runs
+# in a bounded forked child, so it stays out of check-valgrind like test_hostile.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_process_stress
+TESTS += tests/test_process_stress
+endif
