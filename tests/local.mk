@@ -118,12 +118,13 @@ tests_mpi_plugin_la_SOURCES = tests/mpi_plugin.c
 tests_mpi_plugin_la_LDFLAGS = -module -avoid-version -rpath /nowhere
 endif
 
-# The process pool under stress and faults (issue 11, reliability): create/free cycles,
-# stopped and killed workers, payloads around the shared-memory threshold. Each case runs
-# in a bounded forked child, so it stays out of check-valgrind like test_hostile.
+# The process pool's shared-memory channel (issue 11): a worker scribbling over its own
+# rings, SIGKILL at pseudo-random points of a stream of inline and out-of-line payloads,
+# no mapping or descriptor left over. Each case is a hang detector in a forked child with
+# a time limit, so, like test_hostile, not under check-valgrind.
 if HAVE_CHECK
-check_PROGRAMS += tests/test_process_stress
-TESTS += tests/test_process_stress
+check_PROGRAMS += tests/test_process_channel
+TESTS += tests/test_process_channel
 endif
 
 # Shared-memory fut_bytes buffers (issue 11), reached through the backend hook table.
@@ -132,4 +133,12 @@ FUT_CHECK_TESTS += tests/test_bytes_shared
 tests_test_bytes_shared_SOURCES = tests/test_bytes_shared.c tests/testutil.h
 tests_test_bytes_shared_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_bytes_shared_LDADD = libfutures.la $(CHECK_LIBS)
+endif
+
+# The process pool under stress and faults (issue 11, reliability): create/free cycles,
+# stopped and killed workers, payloads around the shared-memory threshold. Each case runs
+# in a bounded forked child, so it stays out of check-valgrind like test_hostile.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_process_stress
+TESTS += tests/test_process_stress
 endif

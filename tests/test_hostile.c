@@ -389,20 +389,25 @@ START_TEST(test_forked_task_child_returns)
 END_TEST
 
 /* The wire header as the library lays it out (src/process/wire.h): a hostile task forges
- * one on every socket it holds, its own worker's channel among them. */
+ * one on every socket it holds, its own worker's socket among them, then waits. The
+ * socket carries only records of the library's own (wire.h), so the parent must see the
+ * stray record itself, with no message in the worker's ring to prompt it, and kill the
+ * worker. (Forgeries in the ring itself: tests/test_process_channel.c.) */
 struct forged_header {
     uint32_t type;
     int32_t code;
     uint64_t len, a, b, seq;
 };
 
-static void forge_on_every_socket(const struct forged_header *h)
+static _Noreturn void forge_on_every_socket(const struct forged_header *h)
 {
     for (int fd = 3; fd < 1024; fd++) {
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
             send(fd, h, sizeof *h, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
+    for (;;)
+        pause();
 }
 
 static void *forge_huge_bytes(void *arg)
@@ -451,7 +456,8 @@ START_TEST(test_forged_messages)
 }
 END_TEST
 
-/* A task writes half a header on its channel and shuts the socket down. */
+/* A task writes half a header on its socket, shuts the socket down and waits: the parent
+ * must end the worker itself. */
 static void *half_message_then_close(void *arg)
 {
     (void)arg;
@@ -463,7 +469,9 @@ static void *half_message_then_close(void *arg)
             shutdown(fd, SHUT_RDWR);
         }
     }
-    return TU_P(1);
+    for (;;)
+        pause();
+    return NULL;
 }
 
 static void half_message_body(void)

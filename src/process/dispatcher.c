@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The dispatcher thread: each round it schedules queued tasks onto workers (starting
- * workers up to max_workers), expires tasks past task_timeout, then waits in epoll for
- * the wake-up eventfd, the fork server's socket and the workers' sockets.
+ * workers up to max_workers), expires tasks past task_timeout, reads the workers' rings,
+ * then polls the rings briefly and otherwise waits in epoll for the wake-up eventfd, the
+ * fork server's socket and the workers' sockets (wake-up and descriptor records).
  */
 #include <math.h>
 #include <stdio.h>
@@ -10,28 +11,60 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/bytes_shared.h"
 #include "core/clock.h"
 #include "core/spin.h"
 #include "process/fd_registry.h"
 #include "process/pool.h"
 
+/* How often an idle dispatcher looks at the shared memory kept for reuse (bytes_shared.h). */
+#define FUT_DISPATCHER_TRIM_MS 600
+
 /* ---- scheduling ---------------------------------------------------------------------- */
 
-static bool can_take(const struct process_pool *pool, const struct pool_worker *w, int max_slots)
+/* Whether w takes one more task. Its ring has room for every task it may hold (two), but
+ * messages of tasks taken back stay in it until the worker reads them: a worker that runs
+ * a long task while its ahead tasks are taken back and replaced fills it. */
+static bool can_take(struct process_pool *pool, struct pool_worker *w, int max_slots)
 {
     int max_tasks = pool->config.max_tasks;
-    return !w->doomed && w->fd >= 0 && w->n_slots < max_slots &&
-           (max_tasks == 0 || w->handed < max_tasks);
+    if (w->doomed || w->fd < 0 || w->n_slots >= max_slots || (max_tasks != 0 && w->handed >= max_tasks))
+        return false;
+    /* an offer (a task handed ahead) reuses the claim word: not while the worker may still
+     * have to find a task taken back there (worker.c, take_task) */
+    if (w->n_slots == 1 && w->revoked_end && !fut__channel_consumed(pool, w, w->revoked_end))
+        return false;
+    return fut__channel_has_room(pool, w);
 }
 
 static void hand(struct process_pool *pool, struct pool_worker *w, fut_future *f)
 {
-    w->seqs[w->n_slots] = ++w->last_seq;
+    uint64_t seq = w->last_seq + 1;
     if (w->n_slots == 1)  /* handed ahead: offered, so that it can be taken back */
-        atomic_store(w->claim, FUT_CLAIM(w->last_seq, FUT_CLAIM_OFFERED));
+        atomic_store(w->claim, FUT_CLAIM(seq, FUT_CLAIM_OFFERED));
+    int rc = fut__channel_send(pool, w, f, seq);
+    if (rc == FUT_EBROKEN) {
+        /* the worker is gone: the task goes back to the head of the queue */
+        fut__future_set_flag(f, FUT_FLAG_REQUEUED);
+        pthread_mutex_lock(&pool->lock);
+        fut__pool_queue_push_locked(pool, f, true);
+        pthread_mutex_unlock(&pool->lock);
+        return;
+    }
+    if (rc != 0) {
+        char message[160];
+        snprintf(message, sizeof message,
+                 "no shared memory for a %zu-byte argument (descriptors or memory ran out)",
+                 fut__task_arg_len(f));
+        fut__pool_fail_future(f, rc, message);
+        return;
+    }
+    w->last_seq = seq;
+    w->seqs[w->n_slots] = seq;
+    w->ends[w->n_slots] = w->to_worker.pos;
     w->slots[w->n_slots++] = f;
+    w->n_sent = w->n_slots;
     w->handed++;
-    fut__channel_flush(pool, w);
 }
 
 /* Gives queued tasks to workers that can take them (max_slots 1: idle ones only). */
@@ -51,13 +84,14 @@ static bool hand_out(struct process_pool *pool, int max_slots)
 /* Takes back w's task handed ahead, when it has not started: true, and it is f. */
 static bool take_back(struct pool_worker *w, fut_future **f)
 {
-    if (w->n_slots != 2 || !w->slots[1] || (w->n_sent == 2 && w->out.busy))
-        return false;  /* nothing ahead, or its message is being written: let it be */
+    if (w->n_slots != 2 || !w->slots[1])
+        return false;  /* nothing ahead */
     if (w->n_sent == 2) {
         uint64_t offered = FUT_CLAIM(w->seqs[1], FUT_CLAIM_OFFERED);
         if (!atomic_compare_exchange_strong(w->claim, &offered, FUT_CLAIM(w->seqs[1], FUT_CLAIM_REVOKED)))
             return false;  /* the worker claimed it first: it runs there */
         w->n_sent = 1;
+        w->revoked_end = w->ends[1];
     }
     *f = w->slots[1];
     w->slots[1] = NULL;
@@ -163,7 +197,7 @@ static void expire_tasks(struct process_pool *pool)
 static void retire_idle_workers(struct process_pool *pool)
 {
     for (struct pool_worker *w = pool->workers; w; w = w->next)
-        if (w->n_slots == 0 && w->fd >= 0 && !w->out.busy && !w->doomed) {
+        if (w->n_slots == 0 && w->fd >= 0 && !w->doomed) {
             shutdown(w->fd, SHUT_RDWR);
             fut__fork_client_kill(pool, w);
         }
@@ -215,11 +249,23 @@ static void dispatch_events(struct process_pool *pool, const struct fut_poll_eve
             w = w->next;
         if (!w)
             continue;
-        if (events[i].mask & FUT_POLL_WRITABLE)
-            fut__channel_flush(pool, w);
-        if (events[i].mask & FUT_POLL_READABLE)
-            fut__channel_read(pool, w);
+        fut__channel_read_socket(pool, w);
     }
+}
+
+/* Every worker's ring: messages need no event (only a sleeping dispatcher is woken). */
+static void read_rings(struct process_pool *pool)
+{
+    for (struct pool_worker *w = pool->workers; w; w = w->next)
+        fut__channel_read(pool, w);
+}
+
+static bool rings_pending(const struct process_pool *pool)
+{
+    for (const struct pool_worker *w = pool->workers; w; w = w->next)
+        if (fut__channel_pending(w))
+            return true;
+    return false;
 }
 
 /* Whether a message is likely within microseconds: a worker holds a task, or one just
@@ -236,11 +282,19 @@ struct brief_poll {
     struct process_pool *pool;
     struct fut_poll_event *events;
     int n;
+    unsigned round;
+    bool ring;                     /* a ring has a message */
 };
 
+/* The rings each round (no system call); epoll (submits, deaths, the fork server) only
+ * every eighth. */
 static bool poll_found_events(void *arg)
 {
     struct brief_poll *p = arg;
+    if ((p->ring = rings_pending(p->pool)))
+        return true;
+    if (p->round++ % 8 != 0)
+        return false;
     p->n = fut__poller_wait(&p->pool->poller, p->events, 0);
     return p->n > 0;
 }
@@ -249,9 +303,24 @@ static bool poll_found_events(void *arg)
  * cost a sleep and a wake-up, which take longer than most small tasks. */
 static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events)
 {
-    struct brief_poll p = { pool, events, 0 };
+    struct brief_poll p = { pool, events, 0, 0, false };
     fut__spin_until(poll_found_events, &p, FUT_FOREVER);
-    return p.n;
+    return p.ring ? 0 : p.n;
+}
+
+/* Blocks in epoll unless a worker's message is already waiting: each worker is told that
+ * the dispatcher sleeps (ring.h), then the rings are looked at once more. */
+static int sleep_in_epoll(struct process_pool *pool, struct fut_poll_event *events, int timeout)
+{
+    if (timeout != 0 && !fut__channel_prepare_sleep(pool))
+        timeout = 0;
+    /* shared memory kept for reuse goes back to the system once idle: wake up for it */
+    if (timeout != 0 && fut__bytes_shared_trim() && (timeout < 0 || timeout > FUT_DISPATCHER_TRIM_MS))
+        timeout = FUT_DISPATCHER_TRIM_MS;
+    int n = fut__poller_wait(&pool->poller, events, timeout);
+    if (timeout != 0)
+        fut__channel_awake(pool);
+    return n;
 }
 
 /* Workers alive (a fork server is no worker) and, of them, those holding no task. */
@@ -283,14 +352,20 @@ void *fut__dispatcher_main(void *arg)
             break;
         publish_stats(pool, false);
         int timeout = again ? 0 : next_timeout_ms(pool);
-        int n = timeout != 0 && activity_expected(pool) ? poll_briefly(pool, events) : 0;
-        if (n <= 0)
-            n = fut__poller_wait(&pool->poller, events, timeout);
+        bool ring = false;
+        int n = 0;
+        if (timeout != 0 && activity_expected(pool)) {
+            n = poll_briefly(pool, events);
+            ring = n == 0 && rings_pending(pool);
+        }
+        if (n <= 0 && !ring)
+            n = sleep_in_epoll(pool, events, timeout);
         pthread_mutex_lock(&pool->lock);
         pool->need_wake = false;
         pthread_mutex_unlock(&pool->lock);
         if (n > 0)
             dispatch_events(pool, events, n);
+        read_rings(pool);
     }
     publish_stats(pool, true);
     /* everything is reported exited: the fork server may go. shutdown(), not just close():

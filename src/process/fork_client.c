@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "process/fd_registry.h"
 #include "process/pool.h"
+#include "process/ring.h"
 
 void fut__fork_client_kill(struct process_pool *pool, struct pool_worker *w)
 {
@@ -53,7 +57,7 @@ static void spawn_failed(struct process_pool *pool, int err)
     fut__pool_fail_list(queued, FUT_EBROKEN, message);
 }
 
-static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *msg, int fd)
+static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *msg, int fd, void *ring)
 {
     pool->n_spawning--;
     if (msg->pid <= 0) {
@@ -61,8 +65,8 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
         return;
     }
     struct pool_worker *w = NULL;
-    if (fd >= 0 && msg->slot >= 0 && (size_t)msg->slot < pool->n_claims &&
-        (w = fut__channel_open(pool, msg->pid, fd)) != NULL) {
+    if (fd >= 0 && ring && msg->slot >= 0 && (size_t)msg->slot < pool->n_claims &&
+        (w = fut__channel_open(pool, msg->pid, fd, ring)) != NULL) {
         w->claim = &pool->claims[msg->slot];
         atomic_store(w->claim, 0);  /* a previous worker's word: no task of ours has seq 0 */
     }
@@ -72,26 +76,48 @@ static void handle_spawned(struct process_pool *pool, const struct fut__fs_msg *
         pool->spawn_failures = 0;
         return;
     }
-    /* no descriptor (file limit) or no memory: that worker is of no use */
+    /* no descriptor (file limit), no mapping or no memory: that worker is of no use */
     if (fd >= 0)
         fut__fd_registry_close(fd);
+    if (ring)
+        munmap(ring, FUT_CHANNEL_MAP_SIZE);
     fut__fork_server_send(pool->fs_sock, FUT_FS_KILL, msg->pid);  /* best effort: the server
                                          kills it anyway when the pool shuts down */
     spawn_failed(pool, fd >= 0 ? ENOMEM : EMFILE);
+}
+
+/* Maps a worker's channel from its memfd, which is closed: the parent keeps only the
+ * mapping, and its children (MADV_DONTFORK) not even that. NULL on failure. */
+static void *map_channel(int fd)
+{
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    void *map = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == FUT_CHANNEL_MAP_SIZE &&
+        (fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK))
+        map = mmap(NULL, FUT_CHANNEL_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return NULL;
+    madvise(map, FUT_CHANNEL_MAP_SIZE, MADV_DONTFORK);
+    return map;
 }
 
 void fut__fork_client_read(struct process_pool *pool)
 {
     while (!pool->fs_dead) {
         struct fut__fs_msg msg;
-        int fd;
-        /* a worker's socket is registered before any other thread can fork */
+        int fds[2];
+        /* a worker's socket is registered, and its memfd closed, before any other thread
+         * can fork */
         fut__fd_registry_lock();
-        int rc = fut__fork_server_recv(pool->fs_sock, &msg, &fd);
-        if (fd >= 0 && fut__fd_registry_add_locked(fd) != 0) {
-            close(fd);
-            fd = -1;  /* handled as a descriptor that could not be received */
+        int rc = fut__fork_server_recv(pool->fs_sock, &msg, fds);
+        if (fds[0] >= 0 && fut__fd_registry_add_locked(fds[0]) != 0) {
+            close(fds[0]);
+            fds[0] = -1;  /* handled as a descriptor that could not be received */
         }
+        void *ring = map_channel(fds[1]);
         fut__fd_registry_unlock();
         if (rc == -EAGAIN)
             return;
@@ -100,17 +126,19 @@ void fut__fork_client_read(struct process_pool *pool)
             return;
         }
         if (msg.type == FUT_FS_SPAWNED) {
-            handle_spawned(pool, &msg, fd);
-        } else if (msg.type == FUT_FS_EXITED) {
-            if (fd >= 0)
-                fut__fd_registry_close(fd);
+            handle_spawned(pool, &msg, fds[0], ring);
+            continue;
+        }
+        if (fds[0] >= 0)
+            fut__fd_registry_close(fds[0]);
+        if (ring)
+            munmap(ring, FUT_CHANNEL_MAP_SIZE);
+        if (msg.type == FUT_FS_EXITED) {
             struct pool_worker *w = pool->workers;
             while (w && w->pid != msg.pid)
                 w = w->next;
             if (w)
                 fut__channel_worker_exited(pool, w, msg.value);
-        } else if (fd >= 0) {
-            fut__fd_registry_close(fd);
         }
     }
 }

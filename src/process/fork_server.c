@@ -13,6 +13,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "process/fork_server.h"
+#include "process/ring.h"
 
 struct fork_server {
     int sock;
@@ -34,23 +36,24 @@ struct fork_server {
     unsigned serial;
 };
 
-static int send_msg(int sock, const struct fut__fs_msg *msg, int fd)
+/* Sends msg with up to two descriptors attached (those >= 0). */
+static int send_msg(int sock, const struct fut__fs_msg *msg, const int *fds, int n_fds)
 {
     struct iovec iov = { (void *)msg, sizeof *msg };
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
     } control;
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd >= 0) {
+    if (n_fds > 0) {
         memset(&control, 0, sizeof control);
         mh.msg_control = control.buf;
-        mh.msg_controllen = sizeof control.buf;
+        mh.msg_controllen = CMSG_SPACE((size_t)n_fds * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN((size_t)n_fds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)n_fds * sizeof(int));
     }
     ssize_t n;
     do
@@ -67,24 +70,46 @@ static pid_t *find_child(struct fork_server *s, pid_t pid)
     return NULL;
 }
 
+/* The worker's channel (process/ring.h): a sealed memfd, mapped here so that the worker
+ * inherits the mapping. Returns the memfd and *map, or -errno. */
+static int make_channel(void **map)
+{
+    int fd = memfd_create(FUT_CHANNEL_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    /* sealed: a worker cannot shrink the file under the parent's mapping (SIGBUS) */
+    if (ftruncate(fd, (off_t)FUT_CHANNEL_MAP_SIZE) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
+        (*map = mmap(NULL, FUT_CHANNEL_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
 static void spawn(struct fork_server *s)
 {
     struct fut__fs_msg reply = { .type = FUT_FS_SPAWNED };
     int sv[2] = { -1, -1 };
+    void *map = NULL;
+    int ring = -1;
     pid_t *slot = find_child(s, 0);
     if (!slot) {
         reply.value = EAGAIN;
         goto done;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    if ((ring = make_channel(&map)) < 0) {
+        reply.value = -ring;
+        goto done;
+    }
+    /* records (wire.h): wake-ups and descriptors; end of file when the peer is gone */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         reply.value = errno;
         goto done;
     }
     /* the parent's end is nonblocking; the flag lives in the shared file description */
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-    int size = 1 << 20;
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     unsigned serial = ++s->serial;
     pid_t pid = fork();
     if (pid < 0) {
@@ -95,17 +120,23 @@ static void spawn(struct fork_server *s)
         close(s->sock);
         close(s->sigfd);
         close(sv[0]);
-        fut__worker_main(sv[1], s->config, s->self, serial, s->safe, (int)(slot - s->children));
+        close(ring);
+        fut__worker_main(sv[1], map, s->config, s->self, serial, s->safe, (int)(slot - s->children));
     }
     *slot = pid;
     reply.pid = pid;
     reply.slot = (int32_t)(slot - s->children);
 done:
+    if (map)
+        munmap(map, FUT_CHANNEL_MAP_SIZE);
     if (sv[1] >= 0)
         close(sv[1]);
-    send_msg(s->sock, &reply, reply.pid ? sv[0] : -1);
+    int fds[2] = { sv[0], ring };
+    send_msg(s->sock, &reply, fds, reply.pid ? 2 : 0);
     if (sv[0] >= 0)
         close(sv[0]);
+    if (ring >= 0)
+        close(ring);
 }
 
 static void reap(struct fork_server *s, bool block)
@@ -118,7 +149,7 @@ static void reap(struct fork_server *s, bool block)
             *slot = 0;
         struct fut__fs_msg msg = { .type = FUT_FS_EXITED, .pid = pid, .value = status };
         if (s->sock >= 0)
-            send_msg(s->sock, &msg, -1);
+            send_msg(s->sock, &msg, NULL, 0);
     }
 }
 
@@ -272,30 +303,42 @@ pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker
     serve(&s);
 }
 
-int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int *fd)
+int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int fds[2])
 {
     struct iovec iov = { msg, sizeof *msg };
     union {
         struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
     } control;
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
                          .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-    *fd = -1;
+    fds[0] = fds[1] = -1;
     ssize_t n;
     do
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    if (n == 0)
-        return 0;
-    if (n != sizeof *msg)
-        return -EPROTO;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof *fd);
-    return 1;
+    int got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (got < 2)
+                fds[got++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if (n == sizeof *msg)
+        return 1;
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
+    fds[0] = fds[1] = -1;
+    return n == 0 ? 0 : -EPROTO;
 }
 
 int fut__fork_server_send(int sock, int type, pid_t pid)

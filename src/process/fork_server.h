@@ -10,10 +10,11 @@
  *   parent -> server  SPAWN              fork a worker
  *                     KILL pid           SIGKILL a worker not yet reaped (no pid reuse race:
  *                                        only the server reaps, so an unreaped pid is ours)
- *   server -> parent  SPAWNED pid        the parent's end of the worker's socket attached
+ *   server -> parent  SPAWNED pid        the parent's end of the worker's socket and the
+ *                                        memfd of its channel (ring.h) attached
  *                                        (SCM_RIGHTS); pid 0 and value = errno on failure
  *                                        and slot, the worker's claim word (worker.h)
-                     EXITED pid value   value = the wait status
+ *                     EXITED pid value   value = the wait status
  *
  * End of file from the parent (closed socket: shutdown, or the parent died) makes the
  * server SIGKILL every worker left, reap them and _exit.
@@ -46,10 +47,11 @@ struct fut__fs_msg {
 pid_t fut__fork_server_start(int sock, int parent_sock, const struct fut__worker_config *config,
                              int max_children);
 
-/* Parent side: receive one message, with the attached descriptor if any (else *fd = -1).
- * Returns 1, 0 at end of file, or -errno (-EAGAIN: nothing yet). A descriptor that could
- * not be received (file limit) gives SPAWNED with *fd = -1 and a pid to kill. */
-int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int *fd);
+/* Parent side: receive one message, with the attached descriptors if any (else -1):
+ * fds[0] the worker's socket, fds[1] its channel's memfd. Returns 1, 0 at end of file, or
+ * -errno (-EAGAIN: nothing yet). Descriptors that could not be received (file limit) give
+ * SPAWNED with -1 and a pid to kill. */
+int fut__fork_server_recv(int sock, struct fut__fs_msg *msg, int fds[2]);
 
 /* Parent side: send one request without blocking: 0 or -errno. */
 int fut__fork_server_send(int sock, int type, pid_t pid);

@@ -8,5 +8,6 @@ libfutures_la_SOURCES += \
 	src/process/fork_client.c \
 	src/process/fork_server.c src/process/fork_server.h \
 	src/process/pool.c src/process/pool.h \
+	src/process/ring.c src/process/ring.h \
 	src/process/wire.c src/process/wire.h \
 	src/process/worker.c src/process/worker.h

@@ -47,6 +47,7 @@
 #include "core/executor.h"
 #include "core/poller.h"
 #include "process/fork_server.h"
+#include "process/ring.h"
 #include "process/wire.h"
 #include "process/worker.h"
 
@@ -55,25 +56,30 @@ struct pool_worker {
     struct pool_worker *next;
     struct process_pool *pool;
     pid_t pid;
-    int fd;                        /* -1 once closed (end of file or error) */
+    int fd;                        /* its socket (records, wire.h); -1 once closed (end of
+                                      file or error) */
+    void *map;                     /* its channel (ring.h); unmapped when it is freed */
+    struct fut__ring to_worker;    /* we produce: TASK messages */
+    struct fut__ring to_parent;    /* we consume: everything it says; never trusted */
+    struct fut__wire_fds fds;      /* payload descriptors received, not yet claimed */
     fut_future *slots[2];          /* slots[0] is the oldest; a NULL slot was abandoned
                                       (timed out), its outcome is ignored */
     uint64_t seqs[2];              /* the sequence number each slot's task was sent with */
+    uint64_t ends[2];              /* where each slot's message ends in its ring */
+    uint64_t revoked_end;          /* where the last message taken back ends: no new offer
+                                      in the claim word until the worker read past it */
     uint64_t last_seq;
     int n_slots;
-    int n_sent;                    /* slots already written (or being written) */
+    int n_sent;                    /* slots written in its ring (all of them: a write
+                                      never waits) */
     bool head_started;             /* START received for slots[0] */
     bool ready;                    /* READY received: the initializer succeeded */
     bool doomed;                   /* killed or lost: takes no more tasks */
-    bool want_out;                 /* watched for writability */
-    bool write_failed;             /* the socket refused a write: no more writes */
     bool kill_owed;                /* a KILL request the fork server's socket could not take */
     _Atomic uint64_t *claim;       /* its claim word (worker.h) */
     const char *fault;             /* why it was killed for breaking the protocol, or NULL */
     double started_at;
     long handed;                   /* tasks handed over its life */
-    struct fut__wire_out out;
-    struct fut__wire_in in;
 };
 
 struct process_pool {
@@ -126,11 +132,26 @@ void fut__pool_wake_dispatcher(struct process_pool *pool);
 void fut__pool_break(struct process_pool *pool, const char *message);
 
 /* channel.c (dispatcher thread) */
-struct pool_worker *fut__channel_open(struct process_pool *pool, pid_t pid, int fd);
-/* Writes as much of the worker's handed tasks as its socket takes. */
-void fut__channel_flush(struct process_pool *pool, struct pool_worker *w);
-/* Reads and handles everything the worker has written so far. */
+struct pool_worker *fut__channel_open(struct process_pool *pool, pid_t pid, int fd, void *map);
+/* Whether w's ring has room for one more task message (false, and w is killed, when its
+ * ring is corrupt). */
+bool fut__channel_has_room(struct process_pool *pool, struct pool_worker *w);
+/* Whether the worker has read its ring up to pos (false, and w is killed, when its ring is
+ * corrupt). */
+bool fut__channel_consumed(struct process_pool *pool, struct pool_worker *w, uint64_t pos);
+/* Writes the task of slot i in w's ring: 0; or, when its argument could not be put in
+ * shared memory (descriptors, memory), a negative FUT_ code and the slot is not taken. */
+int fut__channel_send(struct process_pool *pool, struct pool_worker *w, fut_future *f, uint64_t seq);
+/* Reads and handles everything the worker has written so far in its ring. */
 void fut__channel_read(struct process_pool *pool, struct pool_worker *w);
+/* The worker's socket is readable: takes its records (wake-ups, descriptors). */
+void fut__channel_read_socket(struct process_pool *pool, struct pool_worker *w);
+/* Whether w has written a message not read yet. */
+bool fut__channel_pending(const struct pool_worker *w);
+/* Before the dispatcher blocks: tells every worker to wake it; false (and nobody was
+ * told) when a message is already waiting. fut__channel_awake withdraws it. */
+bool fut__channel_prepare_sleep(struct process_pool *pool);
+void fut__channel_awake(struct process_pool *pool);
 /* The fork server reported w's exit: settle its tasks and free it. */
 void fut__channel_worker_exited(struct process_pool *pool, struct pool_worker *w, int status);
 

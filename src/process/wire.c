@@ -1,148 +1,143 @@
 /* SPDX-License-Identifier: MIT */
-/* Framed messages: a staging buffer for small messages, direct reads for large payloads. */
+/* Socket records and payloads in memfds (see wire.h). */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "process/wire.h"
 
-static size_t staged(const struct fut__wire_in *in)
+int fut__wire_record_send(int sock, uint32_t kind, int fd, int flags)
 {
-    return in->end - in->start;
-}
-
-static bool take_header(struct fut__wire_in *in)
-{
-    if (staged(in) < sizeof in->header)
-        return false;
-    memcpy(&in->header, in->staging + in->start, sizeof in->header);
-    in->start += sizeof in->header;
-    in->have_header = true;
-    in->got = 0;
-    in->payload = NULL;
-    in->discarded = false;
-    if (in->header.len) {
-        in->payload = in->alloc(in->ctx, &in->header);
-        in->discarded = in->payload == NULL;
-    }
-    return true;
-}
-
-bool fut__wire_in_next(struct fut__wire_in *in, struct fut__wire_header *h, void **payload)
-{
-    if (!in->have_header && !take_header(in))
-        return false;
-    size_t want = in->header.len - in->got;
-    size_t take = staged(in) < want ? staged(in) : want;
-    if (take && !in->discarded)
-        memcpy(in->payload + in->got, in->staging + in->start, take);
-    in->got += take;
-    in->start += take;
-    if (in->start == in->end)
-        in->start = in->end = 0;
-    if (in->got < in->header.len)
-        return false;
-    *h = in->header;
-    *payload = in->payload;
-    in->have_header = false;
-    in->payload = NULL;
-    return true;
-}
-
-long fut__wire_in_fill(int fd, struct fut__wire_in *in, int flags)
-{
-    char *dst;
-    size_t room;
-    size_t missing = in->have_header ? in->header.len - in->got : 0;
-    if (in->have_header && !in->discarded && staged(in) == 0 && missing >= FUT_WIRE_STAGING) {
-        /* a large payload: no staging copy */
-        dst = in->payload + in->got;
-        room = missing;
-    } else {
-        if (in->start > 0 && in->end == sizeof in->staging) {
-            memmove(in->staging, in->staging + in->start, staged(in));
-            in->end -= in->start;
-            in->start = 0;
-        }
-        dst = in->staging + in->end;
-        room = sizeof in->staging - in->end;
+    struct fut__wire_record record = { .kind = kind };
+    struct iovec iov = { &record, sizeof record };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
     }
     ssize_t n;
     do
-        n = recv(fd, dst, room, flags);
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+int fut__wire_record_recv(int sock, uint32_t *kind, int *fd, int flags)
+{
+    struct fut__wire_record record;
+    struct iovec iov = { &record, sizeof record };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    *fd = -1;
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    if (dst == in->staging + in->end)
-        in->end += (size_t)n;
-    else
-        in->got += (size_t)n;
-    return n;
-}
-
-void fut__wire_in_abandon(struct fut__wire_in *in, void (*free_fn)(void *ctx, const struct fut__wire_header *h, void *p))
-{
-    if (in->have_header && in->payload)
-        free_fn(in->ctx, &in->header, in->payload);
-    in->have_header = false;
-    in->payload = NULL;
-    in->start = in->end = 0;
-}
-
-void fut__wire_out_start(struct fut__wire_out *out, const struct fut__wire_header *h, const void *payload)
-{
-    out->header = *h;
-    out->payload = payload;
-    out->done = 0;
-    out->busy = true;
-}
-
-int fut__wire_out_flush(int fd, struct fut__wire_out *out)
-{
-    const size_t header_len = sizeof out->header;
-    size_t total = header_len + out->header.len;
-    while (out->done < total) {
-        struct iovec iov[2];
-        int n_iov = 0;
-        if (out->done < header_len)
-            iov[n_iov++] = (struct iovec){ (char *)&out->header + out->done, header_len - out->done };
-        size_t payload_done = out->done > header_len ? out->done - header_len : 0;
-        if (out->header.len > payload_done)
-            iov[n_iov++] = (struct iovec){ (char *)out->payload + payload_done,
-                                           out->header.len - payload_done };
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
-        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    if (n == 0 && !(mh.msg_flags & MSG_TRUNC))
+        return 0;
+    int n_fds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (n_fds++ == 0)
+                *fd = got;
+            else
+                close(got);
         }
-        out->done += (size_t)n;
     }
-    out->busy = false;
+    *kind = record.kind;
+    bool wants_fd = record.kind == FUT_RECORD_FD || record.kind == FUT_RECORD_SPARE;
+    if (n != sizeof record || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || record.zero ||
+        n_fds != (wants_fd ? 1 : 0) || (!wants_fd && record.kind != FUT_RECORD_WAKE)) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return -EPROTO;
+    }
     return 1;
 }
 
-int fut__wire_send_all(int fd, struct iovec *iov, int n)
+int fut__wire_fds_push(struct fut__wire_fds *q, int fd)
 {
-    while (n > 0) {
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (sent < 0) {
-            if (errno == EINTR)
-                continue;
+    if (q->n == FUT_WIRE_FD_QUEUE) {
+        close(fd);
+        return -EPROTO;
+    }
+    q->fd[q->n++] = fd;
+    return 0;
+}
+
+int fut__wire_fds_pop(struct fut__wire_fds *q)
+{
+    if (q->n == 0)
+        return -1;
+    int fd = q->fd[0];
+    memmove(q->fd, q->fd + 1, (size_t)--q->n * sizeof *q->fd);
+    return fd;
+}
+
+void fut__wire_fds_close(struct fut__wire_fds *q)
+{
+    while (q->n > 0)
+        close(q->fd[--q->n]);
+}
+
+int fut__wire_payload_fd(const void *p, size_t len)
+{
+    int fd = memfd_create("fut-payload", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    const char *at = p;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, at, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int err = n < 0 ? errno : ENOSPC;
+            close(fd);
+            return -err;
+        }
+        at += n;
+        left -= (size_t)n;
+    }
+    return fd;
+}
+
+int fut__wire_payload_read(int fd, void *dst, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)dst + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return -errno;
-        }
-        size_t left = (size_t)sent;
-        while (n > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        if (n == 0)
+            return -EPROTO;
+        done += (size_t)n;
     }
     return 0;
 }

@@ -3,7 +3,7 @@
  * Internal: the process pool's worker, the child side of the pool.
  *
  * A worker is forked by the fork server and never returns: it reads FUT_WIRE_TASK
- * messages from its socket, announces each task with FUT_WIRE_START before running it,
+ * messages from its channel, announces each task with FUT_WIRE_START before running it,
  * sends one outcome message per task, and leaves with _exit (never exit: the parent's
  * atexit handlers are not the worker's to run).
  */
@@ -35,6 +35,10 @@ struct fut__worker_config {
  * FUT_CLAIM_STARTED, and the parent takes one back by changing it to FUT_CLAIM_REVOKED,
  * both by compare-and-swap: exactly one of the two wins, so a task never runs twice and
  * never runs nowhere. A revoked task is dropped unread by the worker, without a word.
+ * The worker settles the claim before it releases the task's message in its ring, and
+ * the parent offers nothing new in the word until the worker has read past a message it
+ * took back (dispatcher.c, can_take): the word cannot say OFFERED for a later task while
+ * the worker has yet to find REVOKED for an earlier one.
  */
 #define FUT_CLAIM_OFFERED 0u
 #define FUT_CLAIM_STARTED 1u
@@ -54,10 +58,10 @@ struct fut__worker_config {
 #define FUT_WORKER_EXIT_IO 2       /* the socket failed */
 #define FUT_WORKER_EXIT_FORKED 3   /* a task forked and its child returned into the worker */
 
-/* Runs the worker on fd; serial numbers the worker (it seeds the random generators);
- * safe is a set of FUT_WORKER_ flags. */
-_Noreturn void fut__worker_main(int fd, const struct fut__worker_config *config, pid_t fork_server,
-                                unsigned serial, unsigned safe, int slot);
+/* Runs the worker on its socket fd and its channel's mapping (ring.h); serial numbers the
+ * worker (it seeds the random generators); safe is a set of FUT_WORKER_ flags. */
+_Noreturn void fut__worker_main(int fd, void *channel, const struct fut__worker_config *config,
+                                pid_t fork_server, unsigned serial, unsigned safe, int slot);
 
 /* The process's name (prctl PR_SET_NAME, 15 bytes at most) for ps, top and
  * /proc/PID/comm; documented in fut_process_pool_new(3). */
