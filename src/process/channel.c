@@ -184,7 +184,7 @@ static void complete_head(struct process_pool *pool, struct pool_worker *w, cons
         char message[128];
         snprintf(message, sizeof message, "a result of %llu bytes does not fit in memory",
                  (unsigned long long)h->len);
-        fut_set_exception(f, FUT_ENOMEM, message);
+        fut__future_fail(f, FUT_ENOMEM, message);
     } else if (h->type == FUT_WIRE_RESULT) {
         fut__future_finish(f, (void *)(uintptr_t)h->a, false, 0, NULL);
     } else if (h->type == FUT_WIRE_BYTES) {
@@ -192,9 +192,9 @@ static void complete_head(struct process_pool *pool, struct pool_worker *w, cons
         if (bytes) {
             fut__bytes_claim(bytes);  /* the future owns it, no task may return it */
             fut__future_finish(f, bytes, true, 0, NULL);
+        } else {
+            fut__future_fail(f, FUT_ENOMEM, "no memory for an empty bytes result");
         }
-        else
-            fut_set_exception(f, FUT_ENOMEM, "no memory for an empty bytes result");
     } else {
         char *message = payload;
         if (h->b && !message)
