@@ -2,7 +2,7 @@
 /*
  * The hostile pass (issues 9 and 13): what a user who tries to break the library does,
  * each case a test of what must hold. Where the failure mode is a hang, the case runs in
- * a forked child under alarm() (bounded(): the child's exit status is the verdict), so a
+ * a forked child under alarm() (tu_bounded(): the child's exit status is the verdict), so a
  * regression fails in bounded time even without Check's fork mode.
  *
  * Synchronisation goes through futures, pipes and the pool's own state, never through
@@ -30,37 +30,6 @@
 
 #include "testutil.h"
 
-/* In the bounded child: a failed requirement exits with its line number. */
-#define REQUIRE(cond)                                                                     \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-            _exit(100 + __LINE__ % 100);                                                  \
-        }                                                                                 \
-    } while (0)
-
-/* Runs body in a forked child that must exit 0 within `seconds` (SIGALRM otherwise). */
-static void bounded(void (*body)(void), unsigned seconds)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        signal(SIGALRM, SIG_DFL);  /* Check's handler would kill the whole process group */
-        alarm(seconds * (tu_quick() ? 4 : 1));
-        body();
-        _exit(0);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        ck_abort_msg("the case was killed by signal %d (%s): a hang if SIGALRM", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the case failed (status %d)",
-                  WEXITSTATUS(status));
-}
-
 static void *square(void *arg)
 {
     intptr_t x = (intptr_t)arg;
@@ -75,8 +44,8 @@ static void *noop(void *arg)
 static intptr_t result_of(fut_future *f)
 {
     void *r = NULL;
-    REQUIRE(f != NULL);
-    REQUIRE(fut_result(f, FUT_FOREVER, &r) == 0);
+    TU_CHILD_REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, &r) == 0);
     fut_future_unref(f);
     return (intptr_t)r;
 }
@@ -84,7 +53,7 @@ static intptr_t result_of(fut_future *f)
 static fut_executor *process_pool(int workers)
 {
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = workers });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     return ex;
 }
 
@@ -95,18 +64,18 @@ static fut_executor *process_pool(int workers)
 static void two_pools_body(void)
 {
     fut_executor *a = process_pool(2), *b = process_pool(2);
-    REQUIRE(result_of(fut_submit(a, square, TU_P(3))) == 9);
-    REQUIRE(result_of(fut_submit(b, square, TU_P(4))) == 16);
+    TU_CHILD_REQUIRE(result_of(fut_submit(a, square, TU_P(3))) == 9);
+    TU_CHILD_REQUIRE(result_of(fut_submit(b, square, TU_P(4))) == 16);
     double t0 = tu_now();
     fut_executor_free(a);
-    REQUIRE(tu_now() - t0 < 5);
-    REQUIRE(result_of(fut_submit(b, square, TU_P(5))) == 25);
+    TU_CHILD_REQUIRE(tu_now() - t0 < 5);
+    TU_CHILD_REQUIRE(result_of(fut_submit(b, square, TU_P(5))) == 25);
     fut_executor_free(b);
 }
 
 START_TEST(test_two_pools_free_in_creation_order)
 {
-    bounded(two_pools_body, 30);
+    tu_bounded(two_pools_body, 30, false);
 }
 END_TEST
 
@@ -119,11 +88,11 @@ static void app_child_body(void)
     for (int fd = 0; fd < MAX_FD; fd++)
         open_before[fd] = fcntl(fd, F_GETFD) >= 0;
     fut_executor *ex = process_pool(2);
-    REQUIRE(result_of(fut_submit(ex, square, TU_P(6))) == 36);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(6))) == 36);
     int gate[2];
-    REQUIRE(pipe(gate) == 0);
+    TU_CHILD_REQUIRE(pipe(gate) == 0);
     pid_t child = fork();
-    REQUIRE(child >= 0);
+    TU_CHILD_REQUIRE(child >= 0);
     if (child == 0) {
         char c;
         /* the pool's descriptors were closed in this child: only ours are left */
@@ -141,14 +110,14 @@ static void app_child_body(void)
     double took = tu_now() - t0;
     close(gate[1]);
     int status;
-    REQUIRE(waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    REQUIRE(took < 5);  /* the child lives until now: a wait for it would take the alarm */
+    TU_CHILD_REQUIRE(waitpid(child, &status, 0) == child);
+    TU_CHILD_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    TU_CHILD_REQUIRE(took < 5);  /* the child lives until now: a wait for it would take the alarm */
 }
 
 START_TEST(test_app_fork_does_not_hold_free)
 {
-    bounded(app_child_body, 30);
+    tu_bounded(app_child_body, 30, false);
 }
 END_TEST
 
@@ -167,8 +136,8 @@ static void *shutdown_own_pool(void *arg)
         fut_future_unref(f);
         tu_sleep(0.001);
     }
-    REQUIRE(errno == FUT_ESHUTDOWN * -1);
-    REQUIRE(fut_shutdown(self_shutdown_ex, self_shutdown_wait, false) == 0);
+    TU_CHILD_REQUIRE(errno == FUT_ESHUTDOWN * -1);
+    TU_CHILD_REQUIRE(fut_shutdown(self_shutdown_ex, self_shutdown_wait, false) == 0);
     return TU_P(7);
 }
 
@@ -177,20 +146,20 @@ static void task_shutdown_body(void)
     for (int wait = 0; wait < 2; wait++) {
         self_shutdown_wait = wait;
         fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
-        REQUIRE(ex != NULL);
+        TU_CHILD_REQUIRE(ex != NULL);
         self_shutdown_ex = ex;
         fut_future *f = fut_submit(ex, shutdown_own_pool, NULL);
-        REQUIRE(f != NULL);
-        REQUIRE(fut_shutdown(ex, true, false) == 0);
-        REQUIRE(fut_done(f));
-        REQUIRE(result_of(f) == 7);
+        TU_CHILD_REQUIRE(f != NULL);
+        TU_CHILD_REQUIRE(fut_shutdown(ex, true, false) == 0);
+        TU_CHILD_REQUIRE(fut_done(f));
+        TU_CHILD_REQUIRE(result_of(f) == 7);
         fut_executor_free(ex);
     }
 }
 
 START_TEST(test_task_shuts_down_own_thread_pool)
 {
-    bounded(task_shutdown_body, 30);
+    tu_bounded(task_shutdown_body, 30, false);
 }
 END_TEST
 
@@ -215,7 +184,7 @@ static void shutdown_in_callback(fut_future *f, void *arg)
 {
     (void)f;
     (void)arg;
-    REQUIRE(atomic_load(&released) == 1);
+    TU_CHILD_REQUIRE(atomic_load(&released) == 1);
     fut_shutdown(callback_ex, true, false);
 }
 
@@ -228,28 +197,28 @@ static void *release_once_shut_down(void *arg)
     }
     atomic_store(&released, 1);
     char c = 1;
-    REQUIRE(write(release_pipe[1], &c, 1) == 1);
+    TU_CHILD_REQUIRE(write(release_pipe[1], &c, 1) == 1);
     return NULL;
 }
 
 static void callback_shutdown_body(void)
 {
-    REQUIRE(pipe(release_pipe) == 0);
+    TU_CHILD_REQUIRE(pipe(release_pipe) == 0);
     fut_executor *ex = process_pool(1);
     callback_ex = ex;
     fut_future *f = fut_submit(ex, wait_for_release, NULL);
-    REQUIRE(f != NULL);
-    REQUIRE(fut_add_done_callback(f, shutdown_in_callback, NULL) == 0);
+    TU_CHILD_REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(fut_add_done_callback(f, shutdown_in_callback, NULL) == 0);
     pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, release_once_shut_down, ex) == 0);
+    TU_CHILD_REQUIRE(pthread_create(&t, NULL, release_once_shut_down, ex) == 0);
     fut_executor_free(ex);
     pthread_join(t, NULL);
-    REQUIRE(result_of(f) == 1);
+    TU_CHILD_REQUIRE(result_of(f) == 1);
 }
 
 START_TEST(test_callback_shuts_down_process_pool_in_free)
 {
-    bounded(callback_shutdown_body, 30);
+    tu_bounded(callback_shutdown_body, 30, false);
 }
 END_TEST
 
@@ -285,14 +254,14 @@ static void *random_task(void *arg)
 static void fork_locks_body(void)
 {
     pthread_t t[2];
-    REQUIRE(pthread_create(&t[0], NULL, hammer_random, NULL) == 0);
-    REQUIRE(pthread_create(&t[1], NULL, hammer_bytes, NULL) == 0);
+    TU_CHILD_REQUIRE(pthread_create(&t[0], NULL, hammer_random, NULL) == 0);
+    TU_CHILD_REQUIRE(pthread_create(&t[1], NULL, hammer_bytes, NULL) == 0);
     int rounds = (int)tu_scale(20, 4);
     for (int i = 0; i < rounds; i++) {
         fut_executor *ex = process_pool(1);
         fut_future *f = fut_submit(ex, random_task, NULL);
-        REQUIRE(f != NULL);
-        REQUIRE(fut_result(f, FUT_FOREVER, NULL) == 0);
+        TU_CHILD_REQUIRE(f != NULL);
+        TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, NULL) == 0);
         fut_future_unref(f);
         fut_executor_free(ex);
     }
@@ -303,7 +272,7 @@ static void fork_locks_body(void)
 
 START_TEST(test_pool_created_while_threads_hold_locks)
 {
-    bounded(fork_locks_body, 60);
+    tu_bounded(fork_locks_body, 60, false);
 }
 END_TEST
 
@@ -341,16 +310,16 @@ static void stopped_worker_body(void)
 {
     fut_executor *ex = process_pool(1);
     pid_t worker = (pid_t)result_of(fut_submit(ex, own_pid, NULL));
-    REQUIRE(kill(worker, SIGSTOP) == 0);
+    TU_CHILD_REQUIRE(kill(worker, SIGSTOP) == 0);
     double t0 = tu_now();
     fut_executor_free(ex);
-    REQUIRE(tu_now() - t0 < 5);
-    REQUIRE(kill(worker, 0) != 0 && errno == ESRCH);  /* killed and reaped */
+    TU_CHILD_REQUIRE(tu_now() - t0 < 5);
+    TU_CHILD_REQUIRE(kill(worker, 0) != 0 && errno == ESRCH);  /* killed and reaped */
 }
 
 START_TEST(test_stopped_idle_worker_does_not_hold_free)
 {
-    bounded(stopped_worker_body, 30);
+    tu_bounded(stopped_worker_body, 30, false);
 }
 END_TEST
 
@@ -375,16 +344,16 @@ static void forked_task_body(void)
         fut_future *f[16];
         for (intptr_t i = 0; i < 16; i++)
             f[i] = fut_submit(ex, square, TU_P(i + 1000 * round));
-        REQUIRE(result_of(forking) == round + 100);
+        TU_CHILD_REQUIRE(result_of(forking) == round + 100);
         for (intptr_t i = 0; i < 16; i++)
-            REQUIRE(result_of(f[i]) == (i + 1000 * round) * (i + 1000 * round));
+            TU_CHILD_REQUIRE(result_of(f[i]) == (i + 1000 * round) * (i + 1000 * round));
     }
     fut_executor_free(ex);
 }
 
 START_TEST(test_forked_task_child_returns)
 {
-    bounded(forked_task_body, 60);
+    tu_bounded(forked_task_body, 60, false);
 }
 END_TEST
 
@@ -440,19 +409,19 @@ static void forged_body(void)
     fut_executor *ex = process_pool(1);
     for (size_t i = 0; i < TU_ARRAY_SIZE(forgers); i++) {
         fut_future *f = fut_submit(ex, forgers[i], NULL);
-        REQUIRE(f != NULL);
-        REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
-        REQUIRE(fut_exception_message(f) && strstr(fut_exception_message(f), "protocol"));
+        TU_CHILD_REQUIRE(f != NULL);
+        TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+        TU_CHILD_REQUIRE(fut_exception_message(f) && strstr(fut_exception_message(f), "protocol"));
         fut_future_unref(f);
         /* the pool goes on with a new worker */
-        REQUIRE(result_of(fut_submit(ex, square, TU_P(12))) == 144);
+        TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(12))) == 144);
     }
     fut_executor_free(ex);
 }
 
 START_TEST(test_forged_messages)
 {
-    bounded(forged_body, 60);
+    tu_bounded(forged_body, 60, false);
 }
 END_TEST
 
@@ -478,17 +447,17 @@ static void half_message_body(void)
 {
     fut_executor *ex = process_pool(1);
     fut_future *f = fut_submit(ex, half_message_then_close, NULL);
-    REQUIRE(f != NULL);
-    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
-    REQUIRE(fut_exception_message(f) != NULL);
+    TU_CHILD_REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+    TU_CHILD_REQUIRE(fut_exception_message(f) != NULL);
     fut_future_unref(f);
-    REQUIRE(result_of(fut_submit(ex, square, TU_P(13))) == 169);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(13))) == 169);
     fut_executor_free(ex);
 }
 
 START_TEST(test_worker_closes_socket_mid_message)
 {
-    bounded(half_message_body, 30);
+    tu_bounded(half_message_body, 30, false);
 }
 END_TEST
 
@@ -507,24 +476,24 @@ static void *note_pid_and_block(void *arg)
 
 static void stopped_busy_body(void)
 {
-    REQUIRE(pipe(stop_note) == 0);
+    TU_CHILD_REQUIRE(pipe(stop_note) == 0);
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1, .task_timeout = 0.3 });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     fut_future *f = fut_submit(ex, note_pid_and_block, NULL);
-    REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(f != NULL);
     pid_t worker;
-    REQUIRE(read(stop_note[0], &worker, sizeof worker) == sizeof worker);
-    REQUIRE(kill(worker, SIGSTOP) == 0);
-    REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
-    REQUIRE(fut_done(f));
+    TU_CHILD_REQUIRE(read(stop_note[0], &worker, sizeof worker) == sizeof worker);
+    TU_CHILD_REQUIRE(kill(worker, SIGSTOP) == 0);
+    TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
+    TU_CHILD_REQUIRE(fut_done(f));
     fut_future_unref(f);
-    REQUIRE(result_of(fut_submit(ex, square, TU_P(14))) == 196);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(14))) == 196);
     fut_executor_free(ex);
 }
 
 START_TEST(test_stopped_busy_worker_times_out)
 {
-    bounded(stopped_busy_body, 30);
+    tu_bounded(stopped_busy_body, 30, false);
 }
 END_TEST
 
@@ -559,48 +528,48 @@ static double process_cpu(void)
 static int spawns_noted(void)
 {
     int n = 0;
-    REQUIRE(ioctl(spawn_notes[0], FIONREAD, &n) == 0);
+    TU_CHILD_REQUIRE(ioctl(spawn_notes[0], FIONREAD, &n) == 0);
     return n;
 }
 
 static void fd_limit_body(void)
 {
-    REQUIRE(pipe(storm_gate) == 0 && pipe(spawn_notes) == 0);
+    TU_CHILD_REQUIRE(pipe(storm_gate) == 0 && pipe(spawn_notes) == 0);
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2,
                                                                  .initializer = note_spawn });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     fut_future *busy = fut_submit(ex, wait_storm_gate, TU_P(0));
-    REQUIRE(busy != NULL);
+    TU_CHILD_REQUIRE(busy != NULL);
     while (!fut_running(busy))
         tu_sleep(0.001);
     struct rlimit old, tight;
-    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    TU_CHILD_REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
     int lowest = dup(0);
-    REQUIRE(lowest >= 0);
+    TU_CHILD_REQUIRE(lowest >= 0);
     close(lowest);
     tight = (struct rlimit){ (rlim_t)lowest, old.rlim_max };
-    REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    TU_CHILD_REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
     int before = spawns_noted();
     double cpu0 = process_cpu(), t0 = tu_now();
     fut_future *waiting = fut_submit(ex, wait_storm_gate, TU_P(10));
-    REQUIRE(waiting != NULL);
+    TU_CHILD_REQUIRE(waiting != NULL);
     tu_sleep(0.5);  /* the window observed, not a synchronisation */
     double cpu = process_cpu() - cpu0, wall = tu_now() - t0;
-    REQUIRE(cpu < wall / 2);  /* a busy loop in the dispatcher takes a whole core */
+    TU_CHILD_REQUIRE(cpu < wall / 2);  /* a busy loop in the dispatcher takes a whole core */
     /* with the backoff (10 ms doubling) at most 6 attempts fit in 0.5 s; a storm forks
      * hundreds (about a hundred even on a loaded machine under strace) */
-    REQUIRE(spawns_noted() - before <= 8);
-    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    TU_CHILD_REQUIRE(spawns_noted() - before <= 8);
+    TU_CHILD_REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
     char c[2] = { 1, 1 };
-    REQUIRE(write(storm_gate[1], c, 2) == 2);
-    REQUIRE(result_of(busy) == 1);
-    REQUIRE(result_of(waiting) == 11);
+    TU_CHILD_REQUIRE(write(storm_gate[1], c, 2) == 2);
+    TU_CHILD_REQUIRE(result_of(busy) == 1);
+    TU_CHILD_REQUIRE(result_of(waiting) == 11);
     fut_executor_free(ex);
 }
 
 START_TEST(test_fd_limit_no_respawn_storm)
 {
-    bounded(fd_limit_body, 30);
+    tu_bounded(fd_limit_body, 30, false);
 }
 END_TEST
 
@@ -643,13 +612,13 @@ static void sigchld_body(void)
     signal(SIGCHLD, SIG_IGN);
     fut_executor *ex = process_pool(1);
     signal(SIGCHLD, SIG_DFL);
-    REQUIRE(result_of(fut_submit(ex, sigchld_disposition, NULL)) == 1);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, sigchld_disposition, NULL)) == 1);
     fut_executor_free(ex);
 }
 
 START_TEST(test_workers_inherit_sigchld_ignored)
 {
-    bounded(sigchld_body, 30);
+    tu_bounded(sigchld_body, 30, false);
 }
 END_TEST
 
@@ -669,33 +638,33 @@ static void *blocker(void *arg)
 
 static void ahead_body(void)
 {
-    REQUIRE(pipe(gates[0]) == 0 && pipe(gates[1]) == 0 && pipe(started) == 0);
+    TU_CHILD_REQUIRE(pipe(gates[0]) == 0 && pipe(gates[1]) == 0 && pipe(started) == 0);
     fut_executor *ex = process_pool(2);
     for (int round = 0; round < 2; round++) {
         fut_future *b[2] = { fut_submit(ex, blocker, TU_P(0)), fut_submit(ex, blocker, TU_P(1)) };
         char c;
         for (int i = 0; i < 2; i++)  /* both workers busy */
-            REQUIRE(read(started[0], &c, 1) == 1);
+            TU_CHILD_REQUIRE(read(started[0], &c, 1) == 1);
         /* handed ahead to one of the busy workers */
         fut_future *quick = fut_submit(ex, square, TU_P(11));
-        REQUIRE(quick != NULL);
+        TU_CHILD_REQUIRE(quick != NULL);
         while (!fut_running(quick))  /* handed: it left the queue for a busy worker */
             tu_sleep(0.001);
         /* one blocker ends; whichever worker holds `quick`, it must run now, while the
          * other blocker still blocks (it is released only afterwards) */
         int first = round;
-        REQUIRE(write(gates[first][1], &c, 1) == 1);
-        REQUIRE(result_of(quick) == 121);
-        REQUIRE(!fut_done(b[1 - first]));
-        REQUIRE(write(gates[1 - first][1], &c, 1) == 1);
-        REQUIRE(result_of(b[0]) == 1 && result_of(b[1]) == 1);
+        TU_CHILD_REQUIRE(write(gates[first][1], &c, 1) == 1);
+        TU_CHILD_REQUIRE(result_of(quick) == 121);
+        TU_CHILD_REQUIRE(!fut_done(b[1 - first]));
+        TU_CHILD_REQUIRE(write(gates[1 - first][1], &c, 1) == 1);
+        TU_CHILD_REQUIRE(result_of(b[0]) == 1 && result_of(b[1]) == 1);
     }
     fut_executor_free(ex);
 }
 
 START_TEST(test_task_ahead_moves_to_idle_worker)
 {
-    bounded(ahead_body, 30);
+    tu_bounded(ahead_body, 30, false);
 }
 END_TEST
 
@@ -722,26 +691,26 @@ static void map_timeout_body(void)
     enum { N = 40 };
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2,
                                                                  .task_timeout = 20 * map_unit() });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     void *args[N], *results[N];
     for (intptr_t i = 0; i < N; i++)
         args[i] = TU_P(i);
     /* 40 items of one unit: chunks of 20 would take the whole limit, each item gets it */
-    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
+    TU_CHILD_REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == 0);
     for (intptr_t i = 0; i < N; i++)
-        REQUIRE(TU_I(results[i]) == 2 * i);
-    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 20) == 0);
+        TU_CHILD_REQUIRE(TU_I(results[i]) == 2 * i);
+    TU_CHILD_REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 20) == 0);
     /* one item overruns: it fails alone */
     args[17] = TU_P(-1);
-    REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == FUT_ETIMEDOUT);
+    TU_CHILD_REQUIRE(fut_map(ex, short_item, args, N, results, FUT_FOREVER, 0) == FUT_ETIMEDOUT);
     for (intptr_t i = 0; i < N; i++)
-        REQUIRE(i == 17 ? results[i] == NULL : TU_I(results[i]) == 2 * i);
+        TU_CHILD_REQUIRE(i == 17 ? results[i] == NULL : TU_I(results[i]) == 2 * i);
     fut_executor_free(ex);
 }
 
 START_TEST(test_map_task_timeout_per_item)
 {
-    bounded(map_timeout_body, 60);
+    tu_bounded(map_timeout_body, 60, false);
 }
 END_TEST
 
@@ -803,7 +772,7 @@ static void *poster(void *arg)
     for (;;) {
         fut_handle h = fut_loop_call_soon_threadsafe(loop, received, loop);
         if (!h) {
-            REQUIRE(errno == ESHUTDOWN);
+            TU_CHILD_REQUIRE(errno == ESHUTDOWN);
             return NULL;
         }
         atomic_fetch_add(&posted, 1);
@@ -814,22 +783,22 @@ static void threadsafe_free_body(void)
 {
     for (int round = 0; round < 5; round++) {
         fut_loop *loop = fut_loop_new();
-        REQUIRE(loop != NULL);
+        TU_CHILD_REQUIRE(loop != NULL);
         received_this_round = 0;
         pthread_t t[3];
         for (int i = 0; i < 3; i++)
-            REQUIRE(pthread_create(&t[i], NULL, poster, loop) == 0);
-        REQUIRE(fut_loop_run_forever(loop) == 0);
+            TU_CHILD_REQUIRE(pthread_create(&t[i], NULL, poster, loop) == 0);
+        TU_CHILD_REQUIRE(fut_loop_run_forever(loop) == 0);
         fut_loop_free(loop);
         for (int i = 0; i < 3; i++)
             pthread_join(t[i], NULL);
     }
-    REQUIRE(atomic_load(&posted) >= 200);
+    TU_CHILD_REQUIRE(atomic_load(&posted) >= 200);
 }
 
 START_TEST(test_threadsafe_calls_racing_free)
 {
-    bounded(threadsafe_free_body, 60);
+    tu_bounded(threadsafe_free_body, 60, false);
 }
 END_TEST
 

@@ -22,36 +22,6 @@
 
 #include "testutil.h"
 
-#define REQUIRE(cond)                                                                     \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-            _exit(100 + __LINE__ % 100);                                                  \
-        }                                                                                 \
-    } while (0)
-
-/* Runs body in a forked child that must exit 0 within `seconds` (SIGALRM otherwise). */
-static void bounded(void (*body)(void), unsigned seconds)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        signal(SIGALRM, SIG_DFL);
-        alarm(seconds * (tu_quick() ? 4 : 1));
-        body();
-        _exit(0);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        ck_abort_msg("the case was killed by signal %d (%s): a hang if SIGALRM", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the case failed (status %d)",
-                  WEXITSTATUS(status));
-}
-
 /* The channel's layout (src/process/ring.h), as a hostile task would learn it: a control
  * page with three 64-byte lines per direction (tail, head, sleeping), then 256 KiB of
  * parent -> worker data and 256 KiB of worker -> parent data. */
@@ -86,7 +56,7 @@ static unsigned char *find_channel(void)
 static int count_map_lines(const char *needle)
 {
     FILE *maps = fopen("/proc/self/maps", "r");
-    REQUIRE(maps != NULL);
+    TU_CHILD_REQUIRE(maps != NULL);
     char line[512];
     int n = 0;
     while (fgets(line, sizeof line, maps))
@@ -194,29 +164,29 @@ static void *square(void *arg)
 
 static void scribble_body(void)
 {
-    REQUIRE(pipe(scribbled) == 0);  /* before the pool: its workers inherit it */
+    TU_CHILD_REQUIRE(pipe(scribbled) == 0);  /* before the pool: its workers inherit it */
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1 });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     for (int how = 0; how < SCRIBBLE_COUNT; how++) {
         fut_future *bad = fut_submit(ex, scribble, TU_P(how));
-        REQUIRE(bad != NULL);
+        TU_CHILD_REQUIRE(bad != NULL);
         /* the parent may kill the vandal before it says it is done */
         struct pollfd done = { scribbled[0], POLLIN, 0 };
         while (!fut_done(bad) && poll(&done, 1, 10) == 0)
             ;
         char c;
         if (done.revents & POLLIN)
-            REQUIRE(read(scribbled[0], &c, 1) == 1);
+            TU_CHILD_REQUIRE(read(scribbled[0], &c, 1) == 1);
         /* handed ahead to the same worker (the parent then looks at the ring it writes:
          * HEAD_AHEAD), or queued: it must survive the worker */
         fut_future *next = fut_submit(ex, square, TU_P(how + 2));
-        REQUIRE(next != NULL);
-        REQUIRE(fut_result(bad, FUT_FOREVER, NULL) == FUT_EBROKEN);
+        TU_CHILD_REQUIRE(next != NULL);
+        TU_CHILD_REQUIRE(fut_result(bad, FUT_FOREVER, NULL) == FUT_EBROKEN);
         const char *why = fut_exception_message(bad);
-        REQUIRE(why && strstr(why, "protocol"));
+        TU_CHILD_REQUIRE(why && strstr(why, "protocol"));
         void *value = NULL;
-        REQUIRE(fut_result(next, FUT_FOREVER, &value) == 0);
-        REQUIRE(TU_I(value) == (how + 2) * (how + 2));
+        TU_CHILD_REQUIRE(fut_result(next, FUT_FOREVER, &value) == 0);
+        TU_CHILD_REQUIRE(TU_I(value) == (how + 2) * (how + 2));
         fut_future_unref(bad);
         fut_future_unref(next);
     }
@@ -225,7 +195,7 @@ static void scribble_body(void)
 
 START_TEST(test_scribbled_ring)
 {
-    bounded(scribble_body, 60);
+    tu_bounded(scribble_body, 60, false);
 }
 END_TEST
 
@@ -248,32 +218,32 @@ static void *scribble_everything(void *arg)
 static void garbage_body(void)
 {
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2 });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     int rounds = (int)tu_scale(20, 6);
     for (int i = 1; i <= rounds; i++) {
         fut_future *bad = fut_submit(ex, scribble_everything, TU_P(i));
         fut_future *good = fut_submit(ex, square, TU_P(i));
-        REQUIRE(bad != NULL && good != NULL);
+        TU_CHILD_REQUIRE(bad != NULL && good != NULL);
         void *value = NULL;
         int rc = fut_result(bad, FUT_FOREVER, &value);
-        REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(value) == i));
+        TU_CHILD_REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(value) == i));
         rc = fut_result(good, FUT_FOREVER, &value);
         /* the good task may have shared a worker with the vandal */
-        REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(value) == i * i));
+        TU_CHILD_REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(value) == i * i));
         fut_future_unref(bad);
         fut_future_unref(good);
         void *checked = NULL;
         fut_future *after = fut_submit(ex, square, TU_P(i + 100));
-        REQUIRE(after != NULL);
+        TU_CHILD_REQUIRE(after != NULL);
         rc = fut_result(after, FUT_FOREVER, &checked);
-        REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(checked) == (i + 100) * (i + 100)));
+        TU_CHILD_REQUIRE(rc == FUT_EBROKEN || (rc == 0 && TU_I(checked) == (i + 100) * (i + 100)));
         fut_future_unref(after);
     }
     /* once every vandal is gone, the pool serves correct results */
     for (int i = 0; i < 20; i++) {
         void *value = NULL;
         fut_future *f = fut_submit(ex, square, TU_P(i));
-        REQUIRE(f != NULL && fut_result(f, FUT_FOREVER, &value) == 0 && TU_I(value) == i * i);
+        TU_CHILD_REQUIRE(f != NULL && fut_result(f, FUT_FOREVER, &value) == 0 && TU_I(value) == i * i);
         fut_future_unref(f);
     }
     fut_executor_free(ex);
@@ -281,7 +251,7 @@ static void garbage_body(void)
 
 START_TEST(test_garbage_over_channel)
 {
-    bounded(garbage_body, 90);
+    tu_bounded(garbage_body, 90, false);
 }
 END_TEST
 
@@ -340,19 +310,19 @@ static bool check_outcome(fut_future *f, const struct job *j)
     int rc = fut_result(f, FUT_FOREVER, &value);
     if (rc == FUT_EBROKEN)
         return true;
-    REQUIRE(rc == 0);
+    TU_CHILD_REQUIRE(rc == 0);
     if (j->result_len == 0) {
-        REQUIRE(TU_I(value) == (intptr_t)j->id);
+        TU_CHILD_REQUIRE(TU_I(value) == (intptr_t)j->id);
         return false;
     }
-    REQUIRE(fut_bytes_len(value) == j->result_len);
+    TU_CHILD_REQUIRE(fut_bytes_len(value) == j->result_len);
     const unsigned char *b = value;
     uint32_t id;
     memcpy(&id, b, sizeof id);
-    REQUIRE(id == j->id);  /* never another task's result */
+    TU_CHILD_REQUIRE(id == j->id);  /* never another task's result */
     for (size_t i = sizeof id; i < j->result_len; i += 509)
-        REQUIRE(b[i] == pattern(j->id, i));
-    REQUIRE(b[j->result_len - 1] == pattern(j->id, j->result_len - 1));
+        TU_CHILD_REQUIRE(b[i] == pattern(j->id, i));
+    TU_CHILD_REQUIRE(b[j->result_len - 1] == pattern(j->id, j->result_len - 1));
     return false;
 }
 
@@ -366,10 +336,10 @@ static void sigkill_body(void)
     int bytes_before = count_map_lines("memfd:fut-bytes");
     size_t n = tu_scale(600, 150);
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 3 });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     struct job *jobs = calloc(n, sizeof *jobs);
     fut_future **f = calloc(n, sizeof *f);
-    REQUIRE(jobs && f);
+    TU_CHILD_REQUIRE(jobs && f);
     unsigned seed = 12345;
     size_t broken = 0;
     for (size_t i = 0; i < n; i++) {
@@ -380,44 +350,44 @@ static void sigkill_body(void)
         j->arg_len = (uint32_t)sizeof *j + ((seed >> 16) % 4 == 0 ? sizes[(seed >> 20) % TU_ARRAY_SIZE(sizes)] : 0);
         j->kill_after_us = (seed >> 12) % 8 == 0 ? (int32_t)((seed >> 4) % 3000) : -1;
         unsigned char *arg = malloc(j->arg_len);
-        REQUIRE(arg != NULL);
+        TU_CHILD_REQUIRE(arg != NULL);
         for (size_t k = sizeof *j; k < j->arg_len; k++)
             arg[k] = pattern(j->id, k);
         memcpy(arg, j, sizeof *j);
         f[i] = fut_submit_copy(ex, job, arg, j->arg_len);
         free(arg);
-        REQUIRE(f[i] != NULL);
+        TU_CHILD_REQUIRE(f[i] != NULL);
         /* a window of tasks in flight: results stream while workers die */
         if (i >= 16)
             broken += check_outcome(f[i - 16], &jobs[i - 16]);
     }
     for (size_t i = n >= 16 ? n - 16 : 0; i < n; i++)
         broken += check_outcome(f[i], &jobs[i]);
-    REQUIRE(broken < n);  /* most tasks run to their end */
+    TU_CHILD_REQUIRE(broken < n);  /* most tasks run to their end */
     /* the parent maps one channel per live worker, and nothing else of theirs */
-    REQUIRE(count_map_lines("memfd:fut-ring") <= rings_before + 3);
+    TU_CHILD_REQUIRE(count_map_lines("memfd:fut-ring") <= rings_before + 3);
     for (size_t i = 0; i < n; i++)
         fut_future_unref(f[i]);
     fut_executor_free(ex);
     free(jobs);
     free(f);
-    REQUIRE(count_map_lines("memfd:fut-ring") == rings_before);
-    REQUIRE(count_map_lines("memfd:fut-payload") == payloads_before);
+    TU_CHILD_REQUIRE(count_map_lines("memfd:fut-ring") == rings_before);
+    TU_CHILD_REQUIRE(count_map_lines("memfd:fut-payload") == payloads_before);
     /* freed results are kept a while for reuse (spares: a memfd and its mapping each),
      * and returned once idle for half a second, at the next trim (fut_executor_free) */
     for (int i = 0; i < 10 && tu_count_fds() != fds_before; i++) {
         tu_sleep(0.6);
         fut_executor *trim = fut_thread_pool_new(NULL);
-        REQUIRE(trim != NULL);
+        TU_CHILD_REQUIRE(trim != NULL);
         fut_executor_free(trim);
     }
-    REQUIRE(tu_count_fds() == fds_before);
-    REQUIRE(count_map_lines("memfd:fut-bytes") == bytes_before);
+    TU_CHILD_REQUIRE(tu_count_fds() == fds_before);
+    TU_CHILD_REQUIRE(count_map_lines("memfd:fut-bytes") == bytes_before);
 }
 
 START_TEST(test_sigkill_mid_stream)
 {
-    bounded(sigkill_body, 120);
+    tu_bounded(sigkill_body, 120, false);
 }
 END_TEST
 
@@ -426,11 +396,11 @@ END_TEST
 static void idle_body(void)
 {
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 2 });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     for (int i = 0; i < 200; i++) {
         fut_future *g = fut_submit(ex, square, TU_P(i));
         void *value = NULL;
-        REQUIRE(g && fut_result(g, FUT_FOREVER, &value) == 0 && TU_I(value) == i * i);
+        TU_CHILD_REQUIRE(g && fut_result(g, FUT_FOREVER, &value) == 0 && TU_I(value) == i * i);
         fut_future_unref(g);
     }
     /* idle: the whole process (the dispatcher) uses next to no CPU over 200 ms */
@@ -439,18 +409,18 @@ static void idle_body(void)
     tu_sleep(0.2);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
     double used = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    REQUIRE(used < 0.05);
+    TU_CHILD_REQUIRE(used < 0.05);
     /* and a sleeping pool still wakes for the next task */
     fut_future *g = fut_submit(ex, square, TU_P(9));
     void *value = NULL;
-    REQUIRE(g && fut_result(g, FUT_FOREVER, &value) == 0 && TU_I(value) == 81);
+    TU_CHILD_REQUIRE(g && fut_result(g, FUT_FOREVER, &value) == 0 && TU_I(value) == 81);
     fut_future_unref(g);
     fut_executor_free(ex);
 }
 
 START_TEST(test_idle_pool_sleeps)
 {
-    bounded(idle_body, 60);
+    tu_bounded(idle_body, 60, false);
 }
 END_TEST
 

@@ -15,7 +15,7 @@
  *                          of the shared-memory path, up to 64 MiB, several in flight
  *   map_chunk_replies      fut_map whose chunk replies cross 64 KiB
  *
- * Each case runs in a forked child under alarm() (bounded()), a subreaper, so that a
+ * Each case runs in a forked child under alarm() (tu_bounded()), a subreaper, so that a
  * process of the pool left behind becomes its child and is counted. Synchronisation with
  * workers goes through pipes created before the pool (the workers inherit them) and
  * through futures; nothing sleeps to wait for a state. Counts and sizes shrink under
@@ -38,14 +38,6 @@
 
 /* In the bounded child: a failed requirement prints itself and exits with a status that
  * names its line. */
-#define REQUIRE(cond)                                                                     \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-            _exit(100 + __LINE__ % 100);                                                  \
-        }                                                                                 \
-    } while (0)
-
 #define REQUIRE_MSG(cond, ...)                                                            \
     do {                                                                                  \
         if (!(cond)) {                                                                    \
@@ -59,41 +51,12 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-/*
- * Runs body in a forked child that must exit 0 within `seconds` (four times that in quick
- * mode, whose sanitizers and valgrind slow everything down). The child is a subreaper:
- * a worker the fork server leaves behind is re-parented to it, not to init, and the
- * child-process counts see it.
- */
-static void bounded(void (*body)(void), unsigned seconds)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        signal(SIGALRM, SIG_DFL);  /* Check's handler would kill the whole process group */
-        alarm(seconds * (tu_quick() ? 4 : 1));
-        if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-            _exit(90);
-        body();
-        _exit(0);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    if (WIFSIGNALED(status))
-        ck_abort_msg("the case was killed by signal %d (%s): a hang if SIGALRM", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the case failed (status %d)",
-                  WEXITSTATUS(status));
-}
-
 /* ---- resources: descriptors, mappings, children -------------------------------------- */
 
 static int count_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
-    REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(f != NULL);
     int n = 0, c;
     while ((c = getc(f)) != EOF)
         n += c == '\n';
@@ -106,7 +69,7 @@ static int count_lines(const char *path)
 static int count_children(void)
 {
     DIR *dir = opendir("/proc/self/task");
-    REQUIRE(dir != NULL);
+    TU_CHILD_REQUIRE(dir != NULL);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(dir))) {
@@ -136,7 +99,7 @@ static int count_maps(void)
     if (!TU_SANITIZED)
         return count_lines("/proc/self/maps");
     FILE *f = fopen("/proc/self/maps", "r");
-    REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(f != NULL);
     char line[4096];
     int n = 0;
     while (fgets(line, sizeof line, f)) {
@@ -250,8 +213,8 @@ static int notes[2] = { -1, -1 }, release[2] = { -1, -1 };
 
 static void pipes_open(void)
 {
-    REQUIRE(pipe(notes) == 0);
-    REQUIRE(pipe(release) == 0);
+    TU_CHILD_REQUIRE(pipe(notes) == 0);
+    TU_CHILD_REQUIRE(pipe(release) == 0);
 }
 
 static void pipes_close(void)
@@ -265,7 +228,7 @@ static void pipes_close(void)
 static pid_t read_note(void)
 {
     pid_t pid = 0;
-    REQUIRE(read(notes[0], &pid, sizeof pid) == (ssize_t)sizeof pid);
+    TU_CHILD_REQUIRE(read(notes[0], &pid, sizeof pid) == (ssize_t)sizeof pid);
     return pid;
 }
 
@@ -333,8 +296,8 @@ static void require_pattern_result(fut_future *f, size_t len, uint64_t seed)
 static intptr_t result_of(fut_future *f)
 {
     void *r = NULL;
-    REQUIRE(f != NULL);
-    REQUIRE(fut_result(f, FUT_FOREVER, &r) == 0);
+    TU_CHILD_REQUIRE(f != NULL);
+    TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, &r) == 0);
     fut_future_unref(f);
     return TU_I(r);
 }
@@ -343,7 +306,7 @@ static fut_executor *pool_new(int workers, double task_timeout)
 {
     fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = workers,
                                                                  .task_timeout = task_timeout });
-    REQUIRE(ex != NULL);
+    TU_CHILD_REQUIRE(ex != NULL);
     return ex;
 }
 
@@ -370,22 +333,22 @@ static void one_cycle(enum cycle_kind kind, int i)
     fut_future *fs[QUEUE] = { 0 };
     switch (kind) {
     case CYCLE_ONE_TASK:
-        REQUIRE(result_of(fut_submit(ex, square, TU_P(i))) == (intptr_t)i * i);
+        TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(i))) == (intptr_t)i * i);
         fut_executor_free(ex);
         return;
     case CYCLE_QUEUED:
     case CYCLE_CANCELLED:
         for (int k = 0; k < QUEUE; k++)
-            REQUIRE((fs[k] = fut_submit(ex, square, TU_P(i + k))) != NULL);
+            TU_CHILD_REQUIRE((fs[k] = fut_submit(ex, square, TU_P(i + k))) != NULL);
         if (kind == CYCLE_CANCELLED)
-            REQUIRE(fut_shutdown(ex, false, true) == 0);
+            TU_CHILD_REQUIRE(fut_shutdown(ex, false, true) == 0);
         fut_executor_free(ex);
         for (int k = 0; k < QUEUE; k++) {
-            REQUIRE(fut_done(fs[k]));
+            TU_CHILD_REQUIRE(fut_done(fs[k]));
             void *r = NULL;
             int rc = fut_result(fs[k], 0, &r);
             if (kind == CYCLE_CANCELLED && rc == FUT_ECANCELLED)
-                REQUIRE(fut_cancelled(fs[k]));
+                TU_CHILD_REQUIRE(fut_cancelled(fs[k]));
             else
                 REQUIRE_MSG(rc == 0 && TU_I(r) == (intptr_t)(i + k) * (i + k), "task %d: %d", k, rc);
             fut_future_unref(fs[k]);
@@ -393,21 +356,21 @@ static void one_cycle(enum cycle_kind kind, int i)
         return;
     case CYCLE_CRASH_WAITED:
     case CYCLE_CRASH_AT_ONCE:
-        REQUIRE((fs[0] = fut_submit(ex, note_then_die, NULL)) != NULL);
-        REQUIRE((fs[1] = fut_submit(ex, square, TU_P(i))) != NULL);
+        TU_CHILD_REQUIRE((fs[0] = fut_submit(ex, note_then_die, NULL)) != NULL);
+        TU_CHILD_REQUIRE((fs[1] = fut_submit(ex, square, TU_P(i))) != NULL);
         read_note();
         if (kind == CYCLE_CRASH_WAITED)
-            REQUIRE(fut_result(fs[0], FUT_FOREVER, NULL) == FUT_EBROKEN);
+            TU_CHILD_REQUIRE(fut_result(fs[0], FUT_FOREVER, NULL) == FUT_EBROKEN);
         fut_executor_free(ex);
-        REQUIRE(fut_done(fs[0]) && fut_done(fs[1]));
+        TU_CHILD_REQUIRE(fut_done(fs[0]) && fut_done(fs[1]));
         REQUIRE_MSG(fut_result(fs[0], 0, NULL) == FUT_EBROKEN, "%d", fut_result(fs[0], 0, NULL));
-        REQUIRE(fut_exception_message(fs[0]) != NULL);
-        REQUIRE(result_of(fs[1]) == (intptr_t)i * i);
+        TU_CHILD_REQUIRE(fut_exception_message(fs[0]) != NULL);
+        TU_CHILD_REQUIRE(result_of(fs[1]) == (intptr_t)i * i);
         fut_future_unref(fs[0]);
         return;
     case CYCLE_BYTES_HELD: {
         size_t len = 64 * KiB + (size_t)(i % 3) - 1;
-        REQUIRE((fs[0] = fut_submit(ex, pattern_bytes, TU_P(len))) != NULL);
+        TU_CHILD_REQUIRE((fs[0] = fut_submit(ex, pattern_bytes, TU_P(len))) != NULL);
         fut_executor_free(ex);
         require_pattern_result(fs[0], len, len);
         fut_future_unref(fs[0]);
@@ -416,7 +379,7 @@ static void one_cycle(enum cycle_kind kind, int i)
     case CYCLE_KINDS:
         break;
     }
-    REQUIRE(!"unknown cycle kind");
+    TU_CHILD_REQUIRE(!"unknown cycle kind");
 }
 
 static void cycles_body(void)
@@ -429,7 +392,7 @@ static void cycles_body(void)
         if (k != CYCLE_BYTES_HELD)
             one_cycle((enum cycle_kind)k, k);
     struct resources before = resources_now();
-    REQUIRE(before.children == 0);
+    TU_CHILD_REQUIRE(before.children == 0);
     int n = (int)tu_scale(1000, 60);
     for (int i = 0; i < n; i++)
         one_cycle((enum cycle_kind)(i % CYCLE_KINDS), i);
@@ -439,7 +402,7 @@ static void cycles_body(void)
 
 START_TEST(test_create_free_cycles)
 {
-    bounded(cycles_body, 300);
+    tu_bounded(cycles_body, 300, true);
 }
 END_TEST
 
@@ -482,40 +445,40 @@ static void stopped_one_worker_body(void)
     pipes_open();
     fut_executor *ex = pool_new(1, timeout_unit());
     fut_future *a = fut_submit(ex, note_then_block, NULL);
-    REQUIRE(a != NULL);
+    TU_CHILD_REQUIRE(a != NULL);
     pid_t worker = read_note();
     int pidfd = pidfd_of(worker);
-    REQUIRE(kill(worker, SIGSTOP) == 0);
+    TU_CHILD_REQUIRE(kill(worker, SIGSTOP) == 0);
     double t0 = tu_now();
     fut_future *b = fut_submit(ex, own_pid, NULL);
-    REQUIRE(b != NULL);
-    REQUIRE(fut_result(a, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
+    TU_CHILD_REQUIRE(b != NULL);
+    TU_CHILD_REQUIRE(fut_result(a, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
     double took = tu_now() - t0;
-    REQUIRE(fut_done(a) && !fut_cancelled(a));
-    REQUIRE(fut_exception_message(a) && strstr(fut_exception_message(a), "task_timeout"));
+    TU_CHILD_REQUIRE(fut_done(a) && !fut_cancelled(a));
+    TU_CHILD_REQUIRE(fut_exception_message(a) && strstr(fut_exception_message(a), "task_timeout"));
     /* the bound is 30 units: the failure mode is a wait that never ends */
     REQUIRE_MSG(took < 30 * timeout_unit(), "the timeout took %.2f s", took);
     intptr_t b_pid = result_of(b);
-    REQUIRE(b_pid != worker && b_pid != getpid());
+    TU_CHILD_REQUIRE(b_pid != worker && b_pid != getpid());
     require_exited(pidfd, worker);
     /* the pool goes on: values and a bytes result above the threshold */
     fut_future *fs[20];
     for (intptr_t i = 0; i < 20; i++)
-        REQUIRE((fs[i] = fut_submit(ex, square, TU_P(i))) != NULL);
+        TU_CHILD_REQUIRE((fs[i] = fut_submit(ex, square, TU_P(i))) != NULL);
     fut_future *big = fut_submit(ex, pattern_bytes, TU_P(100 * KiB));
     for (intptr_t i = 0; i < 20; i++)
-        REQUIRE(result_of(fs[i]) == i * i);
+        TU_CHILD_REQUIRE(result_of(fs[i]) == i * i);
     require_pattern_result(big, 100 * KiB, 100 * KiB);
     fut_future_unref(big);
     fut_future_unref(a);
     fut_executor_free(ex);
-    REQUIRE(kill(worker, 0) != 0 && errno == ESRCH);
+    TU_CHILD_REQUIRE(kill(worker, 0) != 0 && errno == ESRCH);
     pipes_close();
 }
 
 START_TEST(test_stopped_worker_ahead_task)
 {
-    bounded(stopped_one_worker_body, 60);
+    tu_bounded(stopped_one_worker_body, 60, true);
 }
 END_TEST
 
@@ -530,21 +493,21 @@ static void stopped_two_workers_body(void)
     fut_executor *ex = pool_new(2, timeout_unit());
     for (int round = 0; round < 2; round++) {
         fut_future *stuck = fut_submit(ex, note_then_block, NULL);
-        REQUIRE(stuck != NULL);
+        TU_CHILD_REQUIRE(stuck != NULL);
         pid_t worker = read_note();
         int pidfd = pidfd_of(worker);
-        REQUIRE(kill(worker, SIGSTOP) == 0);
+        TU_CHILD_REQUIRE(kill(worker, SIGSTOP) == 0);
         enum { N = 200 };
         fut_future *fs[N];
         for (intptr_t i = 0; i < N; i++)
-            REQUIRE((fs[i] = fut_submit(ex, square, TU_P(i + round))) != NULL);
+            TU_CHILD_REQUIRE((fs[i] = fut_submit(ex, square, TU_P(i + round))) != NULL);
         for (intptr_t i = 0; i < N; i++)
-            REQUIRE(result_of(fs[i]) == (i + round) * (i + round));
-        REQUIRE(fut_result(stuck, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
-        REQUIRE(fut_done(stuck));
+            TU_CHILD_REQUIRE(result_of(fs[i]) == (i + round) * (i + round));
+        TU_CHILD_REQUIRE(fut_result(stuck, FUT_FOREVER, NULL) == FUT_ETIMEDOUT);
+        TU_CHILD_REQUIRE(fut_done(stuck));
         fut_future_unref(stuck);
         require_exited(pidfd, worker);
-        REQUIRE(result_of(fut_submit(ex, own_pid, NULL)) != worker);
+        TU_CHILD_REQUIRE(result_of(fut_submit(ex, own_pid, NULL)) != worker);
     }
     fut_executor_free(ex);
     pipes_close();
@@ -552,7 +515,7 @@ static void stopped_two_workers_body(void)
 
 START_TEST(test_stopped_worker_others_go_on)
 {
-    bounded(stopped_two_workers_body, 60);
+    tu_bounded(stopped_two_workers_body, 60, true);
 }
 END_TEST
 
@@ -598,7 +561,7 @@ static void killed_mid_result_body(void)
     pipes_open();
     /* the baseline after a first pool: its thread's stack is kept for the next one */
     fut_executor *ex = pool_new(2, 0);
-    REQUIRE(result_of(fut_submit(ex, square, TU_P(3))) == 9);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(3))) == 9);
     fut_executor_free(ex);
     struct resources before = resources_now();
 
@@ -606,15 +569,15 @@ static void killed_mid_result_body(void)
     /* killed while building it: the future fails, the next tasks do not */
     for (int round = 0; round < 2; round++) {
         fut_future *f = fut_submit(ex, fill_note_halfway, TU_P(big_len()));
-        REQUIRE(f != NULL);
+        TU_CHILD_REQUIRE(f != NULL);
         pid_t worker = read_note();
-        REQUIRE(kill(worker, SIGKILL) == 0);
-        REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
+        TU_CHILD_REQUIRE(kill(worker, SIGKILL) == 0);
+        TU_CHILD_REQUIRE(fut_result(f, FUT_FOREVER, NULL) == FUT_EBROKEN);
         const char *m = fut_exception_message(f);
-        REQUIRE(m && strstr(m, "signal 9"));
+        TU_CHILD_REQUIRE(m && strstr(m, "signal 9"));
         fut_future_unref(f);
         fut_future *next = fut_submit(ex, pattern_bytes, TU_P(big_len() / 2 + 1));
-        REQUIRE(result_of(fut_submit(ex, square, TU_P(7))) == 49);
+        TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(7))) == 49);
         require_pattern_result(next, big_len() / 2 + 1, big_len() / 2 + 1);
         fut_future_unref(next);
     }
@@ -625,8 +588,8 @@ static void killed_mid_result_body(void)
     for (int round = 0; round < rounds; round++) {
         size_t len = big_len() - (size_t)round * 4096 + 1;
         fut_future *f = fut_submit(ex, fill_note_return, TU_P(len));
-        REQUIRE(f != NULL);
-        REQUIRE(kill(read_note(), SIGKILL) == 0);
+        TU_CHILD_REQUIRE(f != NULL);
+        TU_CHILD_REQUIRE(kill(read_note(), SIGKILL) == 0);
         void *r = NULL;
         int rc = fut_result(f, FUT_FOREVER, &r);
         if (rc == FUT_EBROKEN) {
@@ -637,7 +600,7 @@ static void killed_mid_result_body(void)
             require_pattern_result(f, len, len);
             held[round] = f;  /* released after the pool, in the loop below */
         }
-        REQUIRE(result_of(fut_submit(ex, square, TU_P(round))) == round * round);
+        TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(round))) == round * round);
     }
     fut_executor_free(ex);
     for (int round = rounds - 1; round >= 0; round--)
@@ -649,7 +612,7 @@ static void killed_mid_result_body(void)
 
 START_TEST(test_killed_mid_result)
 {
-    bounded(killed_mid_result_body, 120);
+    tu_bounded(killed_mid_result_body, 120, true);
 }
 END_TEST
 
@@ -693,7 +656,7 @@ static fut_future *submit_payload(fut_executor *ex, struct payload *p, uint64_t 
 {
     size_t total = sizeof(struct payload_header) + p->arg_len;
     unsigned char *buf = malloc(total);
-    REQUIRE(buf != NULL);
+    TU_CHILD_REQUIRE(buf != NULL);
     struct payload_header h = { p->arg_len, p->arg_len * 1000003 + id, p->reply_len, 0 };
     h.reply_seed = p->reply_seed = p->reply_len * 7919 + id * 13 + 1;
     memcpy(buf, &h, sizeof h);
@@ -701,7 +664,7 @@ static fut_future *submit_payload(fut_executor *ex, struct payload *p, uint64_t 
     p->f = fut_submit_copy(ex, check_and_reply, buf, total);
     memset(buf, 0xee, total);  /* copied at submission: the task never sees this */
     free(buf);
-    REQUIRE(p->f != NULL);
+    TU_CHILD_REQUIRE(p->f != NULL);
     return p->f;
 }
 
@@ -710,7 +673,7 @@ static void payload_sizes_body(void)
     size_t sizes[] = { 64 * KiB - 1, 64 * KiB, 64 * KiB + 1, 1 * MiB, tu_scale(64 * MiB, 8 * MiB) };
     enum { N = TU_ARRAY_SIZE(sizes) };
     fut_executor *ex = pool_new(2, 0);
-    REQUIRE(result_of(fut_submit(ex, square, TU_P(3))) == 9);
+    TU_CHILD_REQUIRE(result_of(fut_submit(ex, square, TU_P(3))) == 9);
     fut_executor_free(ex);
     struct resources before = resources_now();
     ex = pool_new(2, 0);
@@ -760,7 +723,7 @@ static void payload_sizes_body(void)
 
 START_TEST(test_payload_sizes)
 {
-    bounded(payload_sizes_body, 120);
+    tu_bounded(payload_sizes_body, 120, true);
 }
 END_TEST
 
@@ -792,7 +755,7 @@ static void map_chunks_body(void)
 {
     size_t n = tu_scale(600, 150);
     void **args = malloc(n * sizeof *args), **results = malloc(n * sizeof *results);
-    REQUIRE(args && results);
+    TU_CHILD_REQUIRE(args && results);
     for (size_t i = 0; i < n; i++)
         args[i] = TU_P(i);
     fut_executor *ex = pool_new(2, 0);
@@ -822,7 +785,7 @@ static void map_chunks_body(void)
 
 START_TEST(test_map_chunk_replies)
 {
-    bounded(map_chunks_body, 120);
+    tu_bounded(map_chunks_body, 120, true);
 }
 END_TEST
 

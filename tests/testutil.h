@@ -17,9 +17,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <futures.h>
 
@@ -170,6 +174,43 @@ static inline bool tu_quick(void)
 static inline size_t tu_scale(size_t normal, size_t quick)
 {
     return tu_quick() ? quick : normal;
+}
+
+/* ---- bounded children: hang detectors -------------------------------------------------- */
+
+/* In a tu_bounded child: a failed requirement exits with (a digest of) its line number. */
+#define TU_CHILD_REQUIRE(cond)                                                            \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
+            _exit(100 + __LINE__ % 100);                                                  \
+        }                                                                                 \
+    } while (0)
+
+/* Runs body in a forked child that must exit 0 within `seconds` (four times that in quick
+ * mode), SIGALRM otherwise: the child's exit status is the verdict. With `subreaper`, the
+ * processes the child's pools leave behind become its children, to be counted. */
+static inline void tu_bounded(void (*body)(void), unsigned seconds, bool subreaper)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGALRM, SIG_DFL);  /* Check's handler would kill the whole process group */
+        alarm(seconds * (tu_quick() ? 4 : 1));
+        if (subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+            _exit(90);
+        body();
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        ck_abort_msg("the case was killed by signal %d (%s): a hang if SIGALRM", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the case failed (status %d)",
+                  WEXITSTATUS(status));
 }
 
 /* ---- gate: tasks block on it until the test opens it ------------------------------- */
