@@ -234,6 +234,31 @@ START_TEST(test_share_large)
 }
 END_TEST
 
+/* A child with a socket to this process: 0 in the child (which holds sv[1] and must
+ * _exit within 20 s), its pid in the parent (which holds sv[0]). */
+static pid_t fork_peer(int sv[2])
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        close(sv[0]);
+    } else {
+        close(sv[1]);
+    }
+    return pid;
+}
+
+/* The peer of fork_peer exited 0; the parent's end is closed. */
+static void join_peer(pid_t pid, int sv[2])
+{
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(sv[0]);
+}
+
 /* Parent -> child -> parent: the child checks what it got and answers with a buffer of
  * its own; both directions keep the data intact. */
 START_TEST(test_across_fork)
@@ -241,12 +266,8 @@ START_TEST(test_across_fork)
     setup();
     int fds = tu_count_fds(), maps = count_maps();
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = fork_peer(sv);
     if (pid == 0) {
-        alarm(20);
-        close(sv[0]);
         unsigned char *got = recv_buffer(sv[1]);
         if (!got || fut_bytes_len(got) != 300000 || !holds(got, 300000, 1))
             _exit(2);
@@ -258,7 +279,6 @@ START_TEST(test_across_fork)
         send_buffer(sv[1], mine);
         _exit(0);
     }
-    close(sv[1]);
     unsigned char *b = H->bytes_new_shared(300000);
     ck_assert_ptr_nonnull(b);
     fill(b, 300000, 1);
@@ -267,10 +287,7 @@ START_TEST(test_across_fork)
     ck_assert_ptr_nonnull(reply);
     ck_assert_uint_eq(fut_bytes_len(reply), 500000);
     ck_assert(holds(reply, 500000, 2));
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(sv[0]);
+    join_peer(pid, sv);
     fut_bytes_free(reply);
     tu_sleep(0.6);
     ck_assert(!H->bytes_shared_trim());
@@ -382,12 +399,8 @@ START_TEST(test_mapping_reused)
     setup();
     int fds = tu_count_fds(), maps = count_maps();
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = fork_peer(sv);
     if (pid == 0) {
-        alarm(20);
-        close(sv[0]);
         unsigned char *first = NULL;
         for (unsigned round = 0; round < 3; round++) {
             unsigned char *got = recv_buffer(sv[1]);
@@ -403,7 +416,6 @@ START_TEST(test_mapping_reused)
         }
         _exit(0);
     }
-    close(sv[1]);
     size_t len = 3 << 20;
     unsigned char *b = H->bytes_new_shared(len);
     ck_assert_ptr_nonnull(b);
@@ -419,10 +431,7 @@ START_TEST(test_mapping_reused)
         ck_assert(touched_without_faults(b, len, 20 + round, 40));
         ck_assert_int_eq(count_maps(), maps_live);
     }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(sv[0]);
+    join_peer(pid, sv);
     fut_bytes_free(b);
     tu_sleep(0.6);
     ck_assert(!H->bytes_shared_trim());
@@ -439,12 +448,8 @@ START_TEST(test_spare_exchange)
     int fds = tu_count_fds(), maps = count_maps();
     ck_assert_int_eq(H->bytes_spare_take(), -1);  /* none yet */
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = fork_peer(sv);
     if (pid == 0) {
-        alarm(20);
-        close(sv[0]);
         H->bytes_share_large(true);
         for (unsigned round = 0; round < 3; round++) {
             size_t len;
@@ -469,7 +474,6 @@ START_TEST(test_spare_exchange)
         }
         _exit(0);
     }
-    close(sv[1]);
     size_t len = 2 << 20;
     unsigned char *at = NULL;
     for (unsigned round = 0; round < 3; round++) {
@@ -493,10 +497,7 @@ START_TEST(test_spare_exchange)
         at = r;
         fut_bytes_free(r);  /* a spare of the parent's again */
     }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(sv[0]);
+    join_peer(pid, sv);
     tu_sleep(0.6);
     ck_assert(!H->bytes_shared_trim());
     ck_assert_int_eq(tu_count_fds(), fds);

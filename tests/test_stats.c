@@ -111,6 +111,21 @@ static void *read_byte(void *arg)
     return TU_P(read((int)TU_I(arg), &c, 1));
 }
 
+/* A pool of kind `kind` with one worker, held by a task reading a byte from pipefd[0]
+ * (write it to pipefd[1] to let go): *held is running when this returns. */
+static fut_executor *new_held_pool(int kind, int pipefd[2], fut_future **held)
+{
+    ck_assert_int_eq(pipe(pipefd), 0);
+    fut_executor *ex = pool_kinds[kind](&(fut_pool_options){ .max_workers = 1 });
+    ck_assert_ptr_nonnull(ex);
+    *held = fut_submit(ex, read_byte, TU_P(pipefd[0]));
+    ck_assert_ptr_nonnull(*held);
+    for (double end = tu_now() + 20; !fut_running(*held) && tu_now() < end;)
+        tu_sleep(0.001);
+    ck_assert(fut_running(*held));
+    return ex;
+}
+
 /* One worker held: one running, the rest queued (thread pools: a process pool may hand
  * one ahead); cancelled ones leave the queue; after the batch every total adds up and
  * nothing is queued or running. Rejected submits do not count, and after shutdown the
@@ -118,14 +133,8 @@ static void *read_byte(void *arg)
 START_TEST(test_batch_counts)
 {
     int pipefd[2];
-    ck_assert_int_eq(pipe(pipefd), 0);
-    fut_executor *ex = pool_kinds[_i](&(fut_pool_options){ .max_workers = 1 });
-    ck_assert_ptr_nonnull(ex);
-    fut_future *held = fut_submit(ex, read_byte, TU_P(pipefd[0]));
-    ck_assert_ptr_nonnull(held);
-    for (double end = tu_now() + 20; !fut_running(held) && tu_now() < end;)
-        tu_sleep(0.001);
-    ck_assert(fut_running(held));
+    fut_future *held;
+    fut_executor *ex = new_held_pool(_i, pipefd, &held);
     /* a process pool's dispatcher publishes its counts before it next sleeps */
     fut_executor_stats w = wait_workers(ex, 1, 0);
     ck_assert_uint_eq(w.workers, 1);
@@ -216,14 +225,8 @@ END_TEST
 START_TEST(test_finished_by_caller)
 {
     int pipefd[2];
-    ck_assert_int_eq(pipe(pipefd), 0);
-    fut_executor *ex = pool_kinds[_i](&(fut_pool_options){ .max_workers = 1 });
-    ck_assert_ptr_nonnull(ex);
-    fut_future *held = fut_submit(ex, read_byte, TU_P(pipefd[0]));
-    ck_assert_ptr_nonnull(held);
-    for (double end = tu_now() + 20; !fut_running(held) && tu_now() < end;)
-        tu_sleep(0.001);
-    ck_assert(fut_running(held));
+    fut_future *held;
+    fut_executor *ex = new_held_pool(_i, pipefd, &held);
     fut_future *fs[3];
     for (int i = 0; i < 3; i++)
         ck_assert_ptr_nonnull(fs[i] = fut_submit(ex, tu_identity, TU_P(i)));
