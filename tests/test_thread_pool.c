@@ -117,6 +117,35 @@ START_TEST(test_workers_on_demand_and_reused)
 }
 END_TEST
 
+/*
+ * A task that holds its worker for good must not strand the task submitted next: the
+ * submit has to count that worker busy and start the second thread. A worker popping
+ * the first task once uncounted it as queued before it counted itself busy, and a submit
+ * between the two saw an idle worker and started none (the next task never ran). The
+ * window is a few instructions wide, hence the rounds.
+ */
+START_TEST(test_busy_worker_not_counted_idle)
+{
+    size_t rounds = tu_scale(3000, 300);
+    for (size_t r = 0; r < rounds; r++) {
+        fut_executor *ex = pool_with(2);
+        struct tu_gate gate;
+        tu_gate_init(&gate);
+        fut_future *held = fut_submit(ex, tu_wait_gate, &gate);
+        fut_future *next = fut_submit(ex, tu_plus_one, TU_P(r));
+        TU_REQUIRE(held && next, "submit");
+        void *out = NULL;
+        int rc = fut_result(next, 10.0, &out);
+        tu_gate_open(&gate);
+        fut_executor_free(ex);
+        TU_REQUIRE(rc == 0 && out == TU_P(r + 1), "round %zu: rc %d", r, rc);
+        fut_future_unref(held);
+        fut_future_unref(next);
+        tu_gate_destroy(&gate);
+    }
+}
+END_TEST
+
 START_TEST(test_max_workers_bound)
 {
     enum { WORKERS = 3, TASKS = 10 };
@@ -969,6 +998,7 @@ static Suite *thread_pool_suite(void)
     tcase_add_test(tc, test_default_max_workers);
     tcase_add_test(tc, test_default_follows_affinity);
     tcase_add_test(tc, test_workers_on_demand_and_reused);
+    tcase_add_test(tc, test_busy_worker_not_counted_idle);
     tcase_add_test(tc, test_max_workers_bound);
     tcase_add_test(tc, test_thread_names);
     tcase_add_test(tc, test_thread_name_long_prefix);

@@ -148,8 +148,11 @@ static fut_future *pop_task(struct thread_pool *pool)
         drain_incoming_locked(pool);
     struct fut_list_node *node = fut_list_pop_front(&pool->queue);
     if (node) {
+        /* busy before the task leaves `pending`: a submit that sees it taken also sees
+         * this worker busy (needs_thread), else it could count the worker idle and start
+         * no thread for the next task while this one holds the worker for good */
+        atomic_fetch_sub(&pool->idle, 1);
         count_taken_locked(pool, 1);
-        atomic_fetch_sub_explicit(&pool->idle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->queue_lock);
     return node ? fut__task_of(node) : NULL;
