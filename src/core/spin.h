@@ -17,6 +17,8 @@
 
 /* How long a thread spins before it parks, in seconds. */
 #define FUT_SPIN_SECONDS 50e-6
+/* Rounds of pausing before a spinning thread starts to yield its core now and then. */
+#define FUT_SPIN_PAUSES 64
 
 /* Spins until check(arg) is true (returns true), or for at most
  * min(FUT_SPIN_SECONDS, timeout) (returns false). timeout < 0 means no limit of its own. */

@@ -286,25 +286,47 @@ struct brief_poll {
     bool ring;                     /* a ring has a message */
 };
 
-/* The rings each round (no system call); epoll (submits, deaths, the fork server) only
- * every eighth. */
+/* The rings and submits each round (no system call); epoll (deaths, the fork server,
+ * which can wait some microseconds) only every 64th. */
 static bool poll_found_events(void *arg)
 {
     struct brief_poll *p = arg;
     if ((p->ring = rings_pending(p->pool)))
         return true;
-    if (p->round++ % 8 != 0)
+    if ((p->ring = atomic_load_explicit(&p->pool->poked, memory_order_relaxed)))
+        return true;
+    if (++p->round % 64 != 0)
         return false;
     p->n = fut__poller_wait(&p->pool->poller, p->events, 0);
     return p->n > 0;
 }
 
-/* Polls without sleeping for a short while. A result due in microseconds would otherwise
- * cost a sleep and a wake-up, which take longer than most small tasks. */
-static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events)
+/* Whether tasks were queued since schedule() last looked. */
+static bool queue_changed(struct process_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool changed = pool->queue_len != pool->queue_left;
+    pthread_mutex_unlock(&pool->lock);
+    return changed;
+}
+
+/*
+ * Polls without sleeping for a short while: the number of events, 0 with *found when a
+ * ring has a message or a task was submitted (process_pool_submit pokes rather than
+ * wakes a polling dispatcher), else 0 and the dispatcher may sleep. A result due in
+ * microseconds would otherwise cost a sleep and a wake-up, which take longer than most
+ * small tasks.
+ */
+static int poll_briefly(struct process_pool *pool, struct fut_poll_event *events, bool *found)
 {
     struct brief_poll p = { pool, events, 0, 0, false };
+    atomic_store_explicit(&pool->poked, false, memory_order_relaxed);
+    atomic_store(&pool->polling, true);
     fut__spin_until(poll_found_events, &p, FUT_FOREVER);
+    atomic_store(&pool->polling, false);
+    /* a submit that saw us polling queued its task before it looked (under the lock):
+     * seen here, or it saw `polling` false and wrote the eventfd */
+    *found = p.ring || (p.n <= 0 && queue_changed(pool));
     return p.ring ? 0 : p.n;
 }
 
@@ -352,13 +374,11 @@ void *fut__dispatcher_main(void *arg)
             break;
         publish_stats(pool, false);
         int timeout = again ? 0 : next_timeout_ms(pool);
-        bool ring = false;
+        bool found = false;
         int n = 0;
-        if (timeout != 0 && activity_expected(pool)) {
-            n = poll_briefly(pool, events);
-            ring = n == 0 && rings_pending(pool);
-        }
-        if (n <= 0 && !ring)
+        if (timeout != 0 && activity_expected(pool))
+            n = poll_briefly(pool, events, &found);
+        if (n <= 0 && !found)
             n = sleep_in_epoll(pool, events, timeout);
         pthread_mutex_lock(&pool->lock);
         pool->need_wake = false;

@@ -115,7 +115,11 @@ static int process_pool_submit(fut_executor *ex, fut_future *f)
     bool wake = rc == 0 && pool->need_wake;
     pool->need_wake = pool->need_wake && !wake;
     pthread_mutex_unlock(&pool->lock);
-    if (wake)
+    if (!wake)
+        return rc;
+    if (atomic_load(&pool->polling))
+        atomic_store_explicit(&pool->poked, true, memory_order_relaxed);
+    else
         fut__pool_wake_dispatcher(pool);
     return rc;
 }

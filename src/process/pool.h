@@ -94,6 +94,11 @@ struct process_pool {
     bool shutdown;
     bool broken;
     bool need_wake;                /* the dispatcher sleeps and wants to hear of submits */
+    /* the dispatcher polls briefly (dispatcher.c): a submit that would wake it only says
+     * so in `poked`, no system call; it looks at the queue again under `lock` before it
+     * sleeps, so a submit that saw it polling is never missed */
+    atomic_bool polling;
+    atomic_bool poked;
     double last_result_at;         /* dispatcher only: when a task last completed */
 
     struct fut_joinable_thread dispatcher;

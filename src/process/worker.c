@@ -20,6 +20,7 @@
 
 #include "process/worker.h"
 #include "core/clock.h"
+#include "core/fork.h"
 #include "core/spin.h"
 #include "core/task_context.h"
 #include "core/bytes_shared.h"
@@ -31,7 +32,7 @@
 
 struct worker_process {
     int fd;                        /* records only (wire.h); blocking */
-    pid_t self;                    /* the process the fork server forked */
+    unsigned generation;           /* the fork generation (core/fork.h) it started in */
     unsigned safe;                 /* FUT_WORKER_ flags */
     _Atomic uint64_t *claim;       /* this worker's claim word (worker.h) */
     const struct fut__worker_config *config;
@@ -334,7 +335,9 @@ static void run_task(struct worker_process *w, const struct fut__wire_header *h,
     /* A task that forked and whose child returned here (rather than _exit) must not leave
      * two processes reading tasks and writing outcomes on one channel: results would go
      * to the wrong futures. The copy leaves at once, without a word on the channel. */
-    if (getpid() != w->self)
+    /* (the generation moves in every fork(2) child: cheaper than getpid, a system call,
+     * per task) */
+    if (fut__inherited(w->generation))
         _exit(FUT_WORKER_EXIT_FORKED);
     free_task_payload(h, payload);
     /* what the task printed reaches the terminal before its result reaches the parent */
@@ -367,7 +370,7 @@ _Noreturn void fut__worker_main(int fd, void *channel, const struct fut__worker_
     static struct worker_process w;
     w.fd = fd;
     fut__ring_attach(channel, &w.in, &w.out);
-    w.self = getpid();
+    w.generation = fut__fork_generation();
     w.safe = safe;
     w.claim = &config->claims[slot];
     w.config = config;
