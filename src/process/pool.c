@@ -288,6 +288,8 @@ fut_executor *fut_process_pool_new(const fut_pool_options *opts)
     pool->poller.epfd = pool->wakefd = pool->fs_sock = -1;
     FUT_ATOMIC_VAR(&pool->stat_workers);  /* published by the dispatcher, read by anyone */
     FUT_ATOMIC_VAR(&pool->stat_idle);
+    FUT_ATOMIC_VAR(&pool->polling);       /* flags only: the queue is under the lock */
+    FUT_ATOMIC_VAR(&pool->poked);
     if (opts) {
         pool->config.initializer = opts->initializer;
         pool->config.initarg = opts->initarg;
