@@ -15,6 +15,15 @@ static void unref_all(fut_future **fs, size_t n)
         fut_future_unref(fs[i]);
 }
 
+/* fut_wait reorders its array, done futures first: fs[] starts with these, in order. A
+ * macro, so that a failure names the test's line. */
+#define assert_order(fs, ...)                                                             \
+    do {                                                                                  \
+        fut_future *expected_[] = { __VA_ARGS__ };                                        \
+        for (size_t i_ = 0; i_ < TU_ARRAY_SIZE(expected_); i_++)                          \
+            ck_assert_msg((fs)[i_] == expected_[i_], "fs[%zu] is not the expected one", i_); \
+    } while (0)
+
 /* A helper thread completes futures, each after the test is (very likely) blocked.
  * The pause only makes the blocking path likely; no assertion depends on its length. */
 struct completion {
@@ -57,10 +66,7 @@ START_TEST(test_first_completed_already_done)
     ck_assert_double_lt(tu_now() - start, 1.0);
     ck_assert_uint_eq(n_done, 2);
     /* stable: done ones in input order, then pending ones in input order */
-    ck_assert_ptr_eq(fs[0], d1);
-    ck_assert_ptr_eq(fs[1], d3);
-    ck_assert_ptr_eq(fs[2], p0);
-    ck_assert_ptr_eq(fs[3], p2);
+    assert_order(fs, d1, d3, p0, p2);
     unref_all(fs, 4);
 }
 END_TEST
@@ -75,9 +81,7 @@ START_TEST(test_first_completed_blocks)
     ck_assert_int_eq(fut_wait(fs, 3, FUT_FOREVER, FUT_FIRST_COMPLETED, &n_done), 0);
     pthread_join(comp.thread, NULL);
     ck_assert_uint_eq(n_done, 1);
-    ck_assert_ptr_eq(fs[0], b);
-    ck_assert_ptr_eq(fs[1], a);
-    ck_assert_ptr_eq(fs[2], c);
+    assert_order(fs, b, a, c);
     ck_assert(!fut_done(a) && !fut_done(c));
     unref_all(fs, 3);
 }
@@ -95,10 +99,7 @@ START_TEST(test_first_exception)
     ck_assert_int_eq(fut_wait(fs, 4, FUT_FOREVER, FUT_FIRST_EXCEPTION, &n_done), 0);
     pthread_join(comp.thread, NULL);
     ck_assert_uint_eq(n_done, 3);
-    ck_assert_ptr_eq(fs[0], p1);
-    ck_assert_ptr_eq(fs[1], ok);
-    ck_assert_ptr_eq(fs[2], bad);
-    ck_assert_ptr_eq(fs[3], p2);
+    assert_order(fs, p1, ok, bad, p2);
     ck_assert(!fut_done(p2));
     unref_all(fs, 4);
 }
@@ -112,8 +113,7 @@ START_TEST(test_first_exception_already_raised)
     size_t n_done = 0;
     ck_assert_int_eq(fut_wait(fs, 2, FUT_FOREVER, FUT_FIRST_EXCEPTION, &n_done), 0);
     ck_assert_uint_eq(n_done, 1);
-    ck_assert_ptr_eq(fs[0], bad);
-    ck_assert_ptr_eq(fs[1], p);
+    assert_order(fs, bad, p);
     unref_all(fs, 2);
 }
 END_TEST
@@ -129,9 +129,7 @@ START_TEST(test_first_exception_without_one_waits_for_all)
     ck_assert(fut_done(a) && fut_done(b));
     pthread_join(comp.thread, NULL);
     ck_assert_uint_eq(n_done, 3);
-    ck_assert_ptr_eq(fs[0], a);
-    ck_assert_ptr_eq(fs[1], b);
-    ck_assert_ptr_eq(fs[2], c);
+    assert_order(fs, a, b, c);
     unref_all(fs, 3);
 }
 END_TEST
@@ -146,8 +144,7 @@ START_TEST(test_first_exception_cancelled_is_not_an_exception)
     ck_assert_int_eq(fut_wait(fs, 2, 0.05, FUT_FIRST_EXCEPTION, &n_done), 0);
     ck_assert_double_ge(tu_now() - start, 0.05);  /* it did wait for the timeout */
     ck_assert_uint_eq(n_done, 1);
-    ck_assert_ptr_eq(fs[0], cancelled);
-    ck_assert_ptr_eq(fs[1], p);
+    assert_order(fs, cancelled, p);
     unref_all(fs, 2);
 }
 END_TEST
@@ -164,9 +161,7 @@ START_TEST(test_all_completed)
     ck_assert(fut_done(a) && fut_done(b) && fut_done(c));
     pthread_join(comp.thread, NULL);
     ck_assert_uint_eq(n_done, 3);
-    ck_assert_ptr_eq(fs[0], a);
-    ck_assert_ptr_eq(fs[1], b);
-    ck_assert_ptr_eq(fs[2], c);
+    assert_order(fs, a, b, c);
     unref_all(fs, 3);
 }
 END_TEST
@@ -187,14 +182,11 @@ START_TEST(test_timeout_is_not_an_error)
         ck_assert_double_lt(elapsed, 2.0);
         if (modes[m] == FUT_FIRST_COMPLETED) {
             ck_assert_uint_eq(n_done, 0);
-            ck_assert_ptr_eq(fs[0], p0);
-            ck_assert_ptr_eq(fs[1], p2);
+            assert_order(fs, p0, p2);
             fut_future_unref(d1);
         } else {
             ck_assert_uint_eq(n_done, 1);
-            ck_assert_ptr_eq(fs[0], d1);
-            ck_assert_ptr_eq(fs[1], p0);
-            ck_assert_ptr_eq(fs[2], p2);
+            assert_order(fs, d1, p0, p2);
         }
         unref_all(fs, 3);
     }
@@ -224,8 +216,7 @@ START_TEST(test_timeout_zero_polls)
     ck_assert_int_eq(fut_wait(fs, 2, 0, FUT_ALL_COMPLETED, &n_done), 0);
     ck_assert_double_lt(tu_now() - start, 0.5);
     ck_assert_uint_eq(n_done, 1);
-    ck_assert_ptr_eq(fs[0], d);
-    ck_assert_ptr_eq(fs[1], p);
+    assert_order(fs, d, p);
     unref_all(fs, 2);
 }
 END_TEST
@@ -242,8 +233,7 @@ START_TEST(test_cancelled_counts_as_done)
     ck_assert(fut_cancel(a));
     ck_assert_int_eq(fut_wait(fs, 2, FUT_FOREVER, FUT_ALL_COMPLETED, &n_done), 0);
     ck_assert_uint_eq(n_done, 2);
-    ck_assert_ptr_eq(fs[0], b);
-    ck_assert_ptr_eq(fs[1], a);
+    assert_order(fs, b, a);
     unref_all(fs, 2);
 }
 END_TEST
@@ -309,9 +299,7 @@ START_TEST(test_mixed_futures)
     size_t n_done = 0;
     ck_assert_int_eq(fut_wait(fs, 3, FUT_FOREVER, FUT_FIRST_COMPLETED, &n_done), 0);
     ck_assert_uint_eq(n_done, 1);
-    ck_assert_ptr_eq(fs[0], quick);
-    ck_assert_ptr_eq(fs[1], held);
-    ck_assert_ptr_eq(fs[2], plain);
+    assert_order(fs, quick, held, plain);
 
     struct completer comp = { .steps = { { plain, 0 } }, .n = 1 };
     completer_start(&comp);
@@ -319,9 +307,7 @@ START_TEST(test_mixed_futures)
     ck_assert_int_eq(fut_wait(fs, 3, FUT_FOREVER, FUT_ALL_COMPLETED, &n_done), 0);
     pthread_join(comp.thread, NULL);
     ck_assert_uint_eq(n_done, 3);
-    ck_assert_ptr_eq(fs[0], quick);
-    ck_assert_ptr_eq(fs[1], held);
-    ck_assert_ptr_eq(fs[2], plain);
+    assert_order(fs, quick, held, plain);
     fut_executor_free(ex);
     unref_all(fs, 3);
     tu_gate_destroy(&gate);
@@ -383,8 +369,7 @@ START_TEST(test_invalid_arguments)
     ck_assert_int_eq(fut_wait(with_null, 3, FUT_FOREVER, FUT_FIRST_COMPLETED, &n_done), FUT_EINVAL);
     /* rejected calls touch neither the array nor n_done */
     ck_assert_uint_eq(n_done, 77);
-    ck_assert_ptr_eq(fs[0], a);
-    ck_assert_ptr_eq(fs[1], b);
+    assert_order(fs, a, b);
     ck_assert_ptr_eq(with_null[0], a);
     ck_assert_ptr_null(with_null[1]);
     ck_assert_ptr_eq(with_null[2], b);
