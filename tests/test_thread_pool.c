@@ -42,6 +42,19 @@ static fut_executor *pool_with(int max_workers)
     return ex;
 }
 
+/* A one-worker pool whose worker runs fs[0], held by h, with fs[1 .. n) queued behind it
+ * (each returns its index + 1). */
+static fut_executor *held_pool(struct hold *h, fut_future **fs, int n)
+{
+    fut_executor *ex = pool_with(1);
+    hold_init(h);
+    fs[0] = fut_submit(ex, held_task, h);
+    for (int i = 1; i < n; i++)
+        fs[i] = fut_submit(ex, tu_plus_one, TU_P(i));
+    tu_counter_wait(&h->started, 1);
+    return ex;
+}
+
 static void assert_result(fut_future *f, intptr_t expected)
 {
     void *out = NULL;
@@ -383,14 +396,9 @@ START_TEST(test_shutdown_wait_cancel_futures)
 {
     enum { TASKS = 6 };
     int baseline = tu_thread_baseline();
-    fut_executor *ex = pool_with(1);
     struct hold h;
-    hold_init(&h);
     fut_future *fs[TASKS];
-    fs[0] = fut_submit(ex, held_task, &h);
-    for (int i = 1; i < TASKS; i++)
-        fs[i] = fut_submit(ex, tu_plus_one, TU_P(i));
-    tu_counter_wait(&h.started, 1);
+    fut_executor *ex = held_pool(&h, fs, TASKS);
 
     struct shutdown_call s = { .ex = ex, .cancel_futures = true };
     tu_counter_init(&s.returned);
@@ -452,14 +460,9 @@ END_TEST
 START_TEST(test_shutdown_nowait_cancel_futures)
 {
     enum { TASKS = 5 };
-    fut_executor *ex = pool_with(1);
     struct hold h;
-    hold_init(&h);
     fut_future *fs[TASKS];
-    fs[0] = fut_submit(ex, held_task, &h);
-    for (int i = 1; i < TASKS; i++)
-        fs[i] = fut_submit(ex, tu_plus_one, TU_P(i));
-    tu_counter_wait(&h.started, 1);
+    fut_executor *ex = held_pool(&h, fs, TASKS);
     /* without wait it returns at once (the held task would block it otherwise) */
     ck_assert_int_eq(fut_shutdown(ex, false, true), 0);
     for (int i = 1; i < TASKS; i++)
@@ -479,14 +482,9 @@ START_TEST(test_shutdown_runs_pending_work)
 {
     enum { TASKS = 8 };
     int baseline = tu_thread_baseline();
-    fut_executor *ex = pool_with(1);
     struct hold h;
-    hold_init(&h);
     fut_future *fs[TASKS];
-    fs[0] = fut_submit(ex, held_task, &h);
-    for (int i = 1; i < TASKS; i++)
-        fs[i] = fut_submit(ex, tu_plus_one, TU_P(i));
-    tu_counter_wait(&h.started, 1);
+    fut_executor *ex = held_pool(&h, fs, TASKS);
     ck_assert_int_eq(fut_shutdown(ex, false, false), 0);
     for (int i = 1; i < TASKS; i++)
         ck_assert(!fut_done(fs[i]));  /* pending work is kept */
