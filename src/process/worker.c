@@ -334,9 +334,9 @@ static void run_task(struct worker_process *w, const struct fut__wire_header *h,
     }
     /* A task that forked and whose child returned here (rather than _exit) must not leave
      * two processes reading tasks and writing outcomes on one channel: results would go
-     * to the wrong futures. The copy leaves at once, without a word on the channel. */
-    /* (the generation moves in every fork(2) child: cheaper than getpid, a system call,
-     * per task) */
+     * to the wrong futures. The copy leaves at once, without a word on the channel. The
+     * fork generation tells (it moves in every fork(2) child) without the system call per
+     * task that getpid costs. */
     if (fut__inherited(w->generation))
         _exit(FUT_WORKER_EXIT_FORKED);
     free_task_payload(h, payload);
