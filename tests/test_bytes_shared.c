@@ -61,6 +61,16 @@ static int count_maps(void)
     return n;
 }
 
+/* After the idle time a trim waits for, everything went back to the system: no spare and
+ * no cached mapping is left, and the descriptors and mappings are those counted before. */
+static void assert_all_given_back(int fds, int maps)
+{
+    tu_sleep(0.6);
+    ck_assert(!H->bytes_shared_trim());
+    ck_assert_int_eq(tu_count_fds(), fds);
+    ck_assert_int_eq(count_maps(), maps);
+}
+
 static bool fd_open(int fd)
 {
     return fcntl(fd, F_GETFD) >= 0;
@@ -189,10 +199,7 @@ START_TEST(test_new_len_free)
     fut_bytes_free(b);
     /* a spare now, until idle */
     ck_assert(H->bytes_shared_trim());
-    tu_sleep(0.6);
-    ck_assert(!H->bytes_shared_trim());
-    ck_assert_int_eq(tu_count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    assert_all_given_back(fds, maps);
     /* ordinary buffers are not shared */
     void *small = fut_bytes_new(16);
     ck_assert_int_eq(H->bytes_fd(small), -1);
@@ -289,10 +296,7 @@ START_TEST(test_across_fork)
     ck_assert(holds(reply, 500000, 2));
     join_peer(pid, sv);
     fut_bytes_free(reply);
-    tu_sleep(0.6);
-    ck_assert(!H->bytes_shared_trim());
-    ck_assert_int_eq(tu_count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    assert_all_given_back(fds, maps);
 }
 END_TEST
 
@@ -385,10 +389,7 @@ START_TEST(test_spares_reused)
     void *small = H->bytes_new_shared(FUT_BYTES_SHARED_MIN);
     ck_assert_int_ne(inode_of(H->bytes_fd(small)), ino);
     fut_bytes_free(small);
-    tu_sleep(0.6);
-    ck_assert(!H->bytes_shared_trim());
-    ck_assert_int_eq(tu_count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    assert_all_given_back(fds, maps);
 }
 END_TEST
 
@@ -433,10 +434,7 @@ START_TEST(test_mapping_reused)
     }
     join_peer(pid, sv);
     fut_bytes_free(b);
-    tu_sleep(0.6);
-    ck_assert(!H->bytes_shared_trim());
-    ck_assert_int_eq(tu_count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    assert_all_given_back(fds, maps);
 }
 END_TEST
 
@@ -498,10 +496,7 @@ START_TEST(test_spare_exchange)
         fut_bytes_free(r);  /* a spare of the parent's again */
     }
     join_peer(pid, sv);
-    tu_sleep(0.6);
-    ck_assert(!H->bytes_shared_trim());
-    ck_assert_int_eq(tu_count_fds(), fds);
-    ck_assert_int_eq(count_maps(), maps);
+    assert_all_given_back(fds, maps);
 }
 END_TEST
 
