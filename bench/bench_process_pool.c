@@ -347,6 +347,57 @@ static double time_big_result(fut_executor *ex)
     return took;
 }
 
+/* The task reads the last byte of its 64 MiB argument: the copy is whole in the worker. */
+static void *last_byte(void *arg)
+{
+    return (void *)(uintptr_t)((unsigned char *)arg)[BIG - 1];
+}
+
+static double time_big_argument(fut_executor *ex)
+{
+    double t = bench_now();
+    fut_future *f = fut_submit_copy(ex, last_byte, big_source, BIG);
+    void *r = NULL;
+    int rc = fut_result(f, FUT_FOREVER, &r);
+    double took = bench_now() - t;
+    if (rc != 0 || (uintptr_t)r != 0xab) {
+        fprintf(stderr, "big argument failed\n");
+        _exit(1);
+    }
+    fut_future_unref(f);  /* frees the copy before the next submit */
+    return took;
+}
+
+/* In a fresh process: a 64 MiB fut_submit_copy argument, the first and then reusing the
+ * memory of the first copy, from submit to result (GB/s). */
+static void measure_argument(void *arg, double *out, size_t n_out)
+{
+    (void)arg;
+    (void)n_out;
+    int reuses = quick ? 1 : 4;
+    fut_executor *ex = pool(1);
+    out[0] = BIG / time_big_argument(ex) / 1e9;
+    double total = 0;
+    for (int i = 0; i < reuses; i++)
+        total += time_big_argument(ex);
+    out[1] = (double)reuses * BIG / total / 1e9;
+    fut_executor_free(ex);
+}
+
+static void bench_argument(void)
+{
+    double first[RUNS], reuse[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double v[2];
+        if (bench_run_isolated(measure_argument, NULL, v, 2) != 0)
+            v[0] = v[1] = 0;
+        first[r] = v[0];
+        reuse[r] = v[1];
+    }
+    report("argument_64MiB_first", "GB/s", first);
+    report("argument_64MiB_reuse", "GB/s", reuse);
+}
+
 static void measure_result_reuse(void *arg, double *out, size_t n_out)
 {
     (void)arg;
@@ -405,6 +456,7 @@ int main(int argc, char **argv)
     bench_big_result();
     bench_pipe_copy();
     bench_result_reuse();
+    bench_argument();
     bench_memory_bounds();
     free(big_source);
     return 0;

@@ -111,6 +111,8 @@ def print_shared_memory_ratios(c):
     pipe = statistics.median(c["pipe_copy_64MiB"]["runs"])
     rows = [("result_64MiB", "warm result", 2), ("result_64MiB_first", "first result of a fresh process", None),
             ("result_64MiB_reuse", "result reusing freed memory", 10),
+            ("argument_64MiB_first", "first argument (fut_submit_copy)", None),
+            ("argument_64MiB_reuse", "argument reusing freed memory", None),
             ("memcpy_64MiB_fresh", "memcpy into fresh memory", None),
             ("memcpy_64MiB_reused", "memcpy into reused memory", None)]
     for name, what, target in rows:

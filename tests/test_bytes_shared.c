@@ -5,6 +5,7 @@
  * processes with SCM_RIGHTS, forged files refused, spares and mappings reused, and every
  * fd and mapping given back.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/backend.h"
@@ -536,6 +538,73 @@ START_TEST(test_fork_forgets_spares)
 }
 END_TEST
 
+/*
+ * Sealed argument copies: the copy's own mapping writes the file, nothing else can (no
+ * writable shared mapping, no write(2), no resize); a private mapping may be written
+ * without changing it; a freed copy is reused as it is; a copy inherited by a child is
+ * not reused there; the idle trim gives everything back.
+ */
+START_TEST(test_sealed_arg_copies)
+{
+    setup();
+    ck_assert_uint_ge(H->size, offsetof(struct fut_backend_hooks, arg_copy_free) + sizeof H->arg_copy_free);
+    int fds = tu_count_fds(), maps = count_maps();
+    size_t len = (1 << 20) + 100;
+    unsigned char *copy = H->arg_copy_new(len);
+    if (!copy && errno == ENOSYS)
+        return;                    /* a kernel without F_SEAL_FUTURE_WRITE: copies are plain */
+    ck_assert_ptr_nonnull(copy);
+    fill(copy, len, 5);
+    int fd = H->arg_copy_fd(copy);
+    int seals = fcntl(fd, F_GET_SEALS);
+    ck_assert_int_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+
+    /* what a worker could try */
+    ck_assert(mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_lt(pwrite(fd, "x", 1, 0), 0);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_int_lt(ftruncate(fd, 4096), 0);
+    unsigned char *mine = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    ck_assert(mine != MAP_FAILED);
+    ck_assert(holds(mine, len, 5));
+    fill(mine, len, 6);            /* copy-on-write: the file keeps its bytes */
+    ck_assert(holds(copy, len, 5));
+    ck_assert_int_eq(munmap(mine, len), 0);
+
+    /* the copy's own mapping still writes the file */
+    fill(copy, len, 7);
+    const unsigned char *view = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert(view != MAP_FAILED);
+    ck_assert(holds(view, len, 7));
+    ck_assert_int_eq(munmap((void *)view, len), 0);
+
+    /* freed, then reused: same file, same mapping */
+    ino_t ino = inode_of(fd);
+    H->arg_copy_free(copy);
+    unsigned char *again = H->arg_copy_new(len - 50);
+    ck_assert_ptr_eq(again, copy);
+    ck_assert_int_eq(inode_of(H->arg_copy_fd(again)), ino);
+
+    /* inherited by a child: freed there, it is not the child's next copy */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        H->arg_copy_free(again);
+        unsigned char *c = H->arg_copy_new(len);
+        _exit(c && inode_of(H->arg_copy_fd(c)) != ino ? 0 : 3);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    H->arg_copy_free(again);
+    assert_all_given_back(fds, maps);
+}
+END_TEST
+
 /* Spares and cached mappings taken and given from many threads at once. */
 static void *churn(void *arg)
 {
@@ -685,6 +754,7 @@ static Suite *bytes_shared_suite(void)
     tcase_add_test(tc, test_mapping_reused);
     tcase_add_test(tc, test_spare_exchange);
     tcase_add_test(tc, test_fork_forgets_spares);
+    tcase_add_test(tc, test_sealed_arg_copies);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_idle_pool_returns);
     tcase_add_test(tc, test_fd_budget);

@@ -292,6 +292,86 @@ START_TEST(test_submit_copy)
 }
 END_TEST
 
+/* Checks that its copy holds round r's bytes (its first size_t is the length, the second
+ * the round), then writes over all of it: a task may write its private copy. */
+static void *check_then_overwrite(void *arg)
+{
+    size_t *p = arg;
+    size_t len = p[0], round = p[1];
+    const unsigned char *bytes = (const unsigned char *)(p + 2);
+    for (size_t i = 0; i < len - 2 * sizeof *p; i++)
+        if (bytes[i] != (unsigned char)(i * 13 + round))
+            return (void *)-1L;
+    memset(p, 0xff, len);
+    return (void *)round;
+}
+
+/* Large copies cross as the copy made at submit, reused from one task to the next (a
+ * sealed memfd the worker maps privately, core/bytes_shared.h): each task sees its own
+ * bytes, whatever the task before wrote over its copy. */
+START_TEST(test_large_copies_private)
+{
+    fut_executor *ex = pool_new(1);
+    size_t len = (1 << 20) + 24;
+    size_t *arg = malloc(len);
+    ck_assert_ptr_nonnull(arg);
+    for (size_t round = 0; round < 6; round++) {
+        arg[0] = len;
+        arg[1] = round;
+        unsigned char *bytes = (unsigned char *)(arg + 2);
+        for (size_t i = 0; i < len - 2 * sizeof *arg; i++)
+            bytes[i] = (unsigned char)(i * 13 + round);
+        fut_future *f = fut_submit_copy(ex, check_then_overwrite, arg, len);
+        ck_assert_ptr_nonnull(f);
+        void *r = NULL;
+        ck_assert_int_eq(fut_result(f, FUT_FOREVER, &r), 0);
+        ck_assert_int_eq((long)r, (long)round);
+        fut_future_unref(f);
+    }
+    free(arg);
+    fut_executor_free(ex);
+}
+END_TEST
+
+/* Past the descriptor budget for live shared memory (a quarter of RLIMIT_NOFILE), large
+ * copies are made in ordinary memory instead: no submit fails for want of descriptors, and
+ * every task still gets its own bytes. */
+static void copies_past_fd_budget_body(void)
+{
+    struct rlimit few;
+    TU_CHILD_REQUIRE(getrlimit(RLIMIT_NOFILE, &few) == 0);
+    few.rlim_cur = 64;             /* a budget of 16 (valgrind takes the soft limit only) */
+    TU_CHILD_REQUIRE(setrlimit(RLIMIT_NOFILE, &few) == 0);
+    fut_executor *ex = fut_process_pool_new(&(fut_pool_options){ .max_workers = 1 });
+    TU_CHILD_REQUIRE(ex != NULL);
+    enum { N = 40 };
+    size_t len = (64 << 10) + 2 * sizeof(size_t);
+    size_t *arg = malloc(len);
+    TU_CHILD_REQUIRE(arg != NULL);
+    fut_future *fs[N];
+    for (size_t i = 0; i < N; i++) {
+        arg[0] = len;
+        arg[1] = i;
+        unsigned char *bytes = (unsigned char *)(arg + 2);
+        for (size_t k = 0; k < len - 2 * sizeof *arg; k++)
+            bytes[k] = (unsigned char)(k * 13 + i);
+        TU_CHILD_REQUIRE((fs[i] = fut_submit_copy(ex, check_then_overwrite, arg, len)) != NULL);
+    }
+    for (size_t i = 0; i < N; i++) {
+        void *r = NULL;
+        TU_CHILD_REQUIRE(fut_result(fs[i], FUT_FOREVER, &r) == 0 && (size_t)r == i);
+        fut_future_unref(fs[i]);
+    }
+    free(arg);
+    fut_executor_free(ex);
+}
+
+START_TEST(test_large_copies_past_fd_budget)
+{
+    tu_bounded(copies_past_fd_budget_body, 60, false);
+}
+END_TEST
+
 static void check_pattern(const unsigned char *b, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -1002,6 +1082,8 @@ static Suite *process_pool_suite(void)
     } tests[] = {
         { "submit_values", test_submit_values },
         { "submit_copy", test_submit_copy },
+        { "large_copies_private", test_large_copies_private },
+        { "large_copies_past_fd_budget", test_large_copies_past_fd_budget },
         { "bytes_results", test_bytes_results },
         { "large_both_ways", test_large_both_ways },
         { "raise", test_raise },

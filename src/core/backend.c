@@ -18,6 +18,9 @@ static const struct fut_backend_hooks hooks = {
     .bytes_spare_add = fut__bytes_spare_add,
     .bytes_shared_trim = fut__bytes_shared_trim,
     .bytes_claim = fut__bytes_claim,
+    .arg_copy_new = fut__arg_copy_new,
+    .arg_copy_fd = fut__arg_copy_fd,
+    .arg_copy_free = fut__arg_copy_free,
 };
 
 const struct fut_backend_hooks *fut_backend_hooks(void)

@@ -44,6 +44,10 @@ struct fut_backend_hooks {
     void (*bytes_spare_add)(int fd);
     bool (*bytes_shared_trim)(void);
     bool (*bytes_claim)(void *p);
+    /* sealed argument copies (core/bytes_shared.h), for tests/test_bytes_shared */
+    void *(*arg_copy_new)(size_t len);
+    int (*arg_copy_fd)(const void *data);
+    void (*arg_copy_free)(void *data);
 };
 
 FUT_API const struct fut_backend_hooks *fut_backend_hooks(void);

@@ -60,6 +60,9 @@ struct shared_map {
     double idle_since;             /* while a spare or cached */
 };
 
+/* the private page holds the map, then free room for a caller's header before the data */
+_Static_assert(sizeof(struct shared_map) + FUT_ARG_COPY_ROOM <= 4096, "a page holds both");
+
 struct shared_list {
     struct shared_map *maps[CACHE_MAX > SPARES_MAX ? CACHE_MAX : SPARES_MAX];
     size_t count, bytes;           /* oldest first */
@@ -67,6 +70,7 @@ struct shared_list {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_list spares, cache;
+static struct shared_list arg_copies;  /* freed sealed argument copies (fut__arg_copy_*) */
 static atomic_bool share_large;
 static atomic_int live_fds;        /* fds held by live buffers (not spares) */
 
@@ -178,12 +182,12 @@ static int take_fd(struct shared_map *m)
 
 static size_t list_limit(const struct shared_list *l)
 {
-    return l == &spares ? SPARES_MAX : CACHE_MAX;
+    return l == &cache ? CACHE_MAX : SPARES_MAX;
 }
 
 static size_t list_byte_limit(const struct shared_list *l)
 {
-    return l == &spares ? SPARE_BYTES_MAX : CACHE_BYTES_MAX;
+    return l == &cache ? CACHE_BYTES_MAX : SPARE_BYTES_MAX;
 }
 
 static struct shared_map *list_remove_at(struct shared_list *l, size_t i)
@@ -220,16 +224,16 @@ static struct shared_map *list_find_file(struct shared_list *l, dev_t dev, ino_t
     return NULL;
 }
 
-/* The smallest spare that holds len bytes without wasting more than it holds. */
-static struct shared_map *take_spare(size_t len)
+/* The smallest entry of l that holds len bytes without wasting more than it holds. */
+static struct shared_map *take_fitting(struct shared_list *l, size_t len)
 {
     size_t best = SIZE_MAX;
-    for (size_t i = 0; i < spares.count; i++) {
-        size_t c = spares.maps[i]->capacity;
-        if (c >= len && c / 2 <= len && (best == SIZE_MAX || c < spares.maps[best]->capacity))
+    for (size_t i = 0; i < l->count; i++) {
+        size_t c = l->maps[i]->capacity;
+        if (c >= len && c / 2 <= len && (best == SIZE_MAX || c < l->maps[best]->capacity))
             best = i;
     }
-    return best == SIZE_MAX ? NULL : list_remove_at(&spares, best);
+    return best == SIZE_MAX ? NULL : list_remove_at(l, best);
 }
 
 static void unmap_all(struct shared_map **maps, size_t n)
@@ -264,8 +268,8 @@ static void unlock_in_parent(void)
  * parent will reuse: writing into them here would write into the parent's next buffers. */
 static void forget_in_child(void)
 {
-    struct shared_list *lists[] = { &spares, &cache };
-    for (size_t k = 0; k < 2; k++) {
+    struct shared_list *lists[] = { &spares, &cache, &arg_copies };
+    for (size_t k = 0; k < 3; k++) {
         unmap_all(lists[k]->maps, lists[k]->count);
         lists[k]->count = lists[k]->bytes = 0;
     }
@@ -279,14 +283,14 @@ __attribute__((constructor)) static void shared_fork_safe(void)
 
 /* ---- files ---------------------------------------------------------------------------- */
 
-/* A new sealed memfd of capacity bytes, or -1 with errno. */
-static int create_file(size_t capacity)
+/* A new memfd of capacity bytes sealed with `seals` (F_SEAL_SHRINK and F_SEAL_GROW at
+ * least), or -1 with errno. */
+static int create_file(size_t capacity, int seals)
 {
     int fd = memfd_create("fut-bytes", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)capacity) != 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    if (ftruncate(fd, (off_t)capacity) != 0 || fcntl(fd, F_ADD_SEALS, seals) != 0) {
         int saved = errno;
         close(fd);
         errno = saved == EINVAL || saved == EFBIG ? ENOMEM : saved;
@@ -336,6 +340,28 @@ static struct shared_map *map_received(int fd, size_t span, const struct stat *s
     return map_file(fd, span, st);
 }
 
+/* A new memfd of len bytes (whole pages), sealed with `seals`, mapped behind a private
+ * page; NULL with errno. */
+static struct shared_map *new_file_mapping(size_t len, int seals)
+{
+    size_t capacity = round_to_page(len ? len : 1);
+    if (capacity < len) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int fd = create_file(capacity, seals);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    struct shared_map *m = NULL;
+    if (fstat(fd, &st) != 0 || !(m = map_file(fd, capacity, &st))) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return m;
+}
+
 /* ---- bytes_shared.h ------------------------------------------------------------------- */
 
 void fut__bytes_share_large(bool on)
@@ -351,26 +377,12 @@ bool fut__bytes_wants_shared(size_t len)
 void *fut__bytes_new_shared(size_t len)
 {
     pthread_mutex_lock(&lock);
-    struct shared_map *m = take_spare(len);
+    struct shared_map *m = take_fitting(&spares, len);
     pthread_mutex_unlock(&lock);
     if (m)
         return make_buffer(m, len);
-
-    size_t capacity = round_to_page(len ? len : 1);
-    if (capacity < len) {
-        errno = ENOMEM;
+    if (!(m = new_file_mapping(len, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)))
         return NULL;
-    }
-    int fd = create_file(capacity);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !(m = map_file(fd, capacity, &st))) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return NULL;
-    }
     return make_buffer(m, len);
 }
 
@@ -470,17 +482,93 @@ void fut__bytes_spare_add(int fd)
 
 bool fut__bytes_shared_trim(void)
 {
-    struct shared_map *idle[SPARES_MAX + CACHE_MAX];
+    struct shared_map *idle[2 * SPARES_MAX + CACHE_MAX];
     size_t n = 0;
     double before = fut__now() - IDLE_SECONDS;
     pthread_mutex_lock(&lock);
-    struct shared_list *lists[] = { &spares, &cache };
-    for (size_t k = 0; k < 2; k++)
+    struct shared_list *lists[] = { &spares, &cache, &arg_copies };
+    for (size_t k = 0; k < 3; k++)
         for (size_t i = lists[k]->count; i-- > 0;)
             if (lists[k]->maps[i]->idle_since <= before)
                 idle[n++] = list_remove_at(lists[k], i);
-    bool left = spares.count + cache.count > 0;
+    bool left = spares.count + cache.count + arg_copies.count > 0;
     pthread_mutex_unlock(&lock);
     unmap_all(idle, n);
     return left;
+}
+
+/* ---- sealed argument copies ----------------------------------------------------------- */
+
+void *fut__arg_copy_new(size_t len)
+{
+#ifdef F_SEAL_FUTURE_WRITE
+    pthread_mutex_lock(&lock);
+    struct shared_map *m = take_fitting(&arg_copies, len);
+    pthread_mutex_unlock(&lock);
+    if (!m) {
+        if (atomic_load_explicit(&live_fds, memory_order_relaxed) >= fd_budget()) {
+            errno = EMFILE;
+            return NULL;
+        }
+        /* sealed against writes only once our own writable mapping exists */
+        if (!(m = new_file_mapping(len, F_SEAL_SHRINK | F_SEAL_GROW)))
+            return NULL;
+        if (fcntl(m->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+            int saved = errno;
+            unmap(m);
+            errno = saved == EINVAL ? ENOSYS : saved;
+            return NULL;
+        }
+    }
+    m->generation = fut__fork_generation();
+    atomic_fetch_add_explicit(&live_fds, 1, memory_order_relaxed);
+    return data_of(m);
+#else
+    (void)len;
+    errno = ENOSYS;
+    return NULL;
+#endif
+}
+
+int fut__arg_copy_fd(const void *data)
+{
+    return map_of(data)->fd;
+}
+
+void fut__arg_copy_free(void *data)
+{
+    struct shared_map *m = map_of(data);
+    atomic_fetch_sub_explicit(&live_fds, 1, memory_order_relaxed);
+    if (fut__inherited(m->generation))
+        unmap(m);                  /* the parent's file: writing it would change its copy */
+    else
+        keep(&arg_copies, m);
+}
+
+void *fut__arg_copy_map(int fd, size_t len)
+{
+    struct stat st;
+    int seals = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fcntl(fd, F_GET_SEALS) : -1;
+    int unchanging = F_SEAL_WRITE;
+#ifdef F_SEAL_FUTURE_WRITE
+    unchanging |= F_SEAL_FUTURE_WRITE;
+#endif
+    void *data = MAP_FAILED;
+    /* a file that could still shrink would turn reads into SIGBUS; one that others could
+     * still write is not the sender's copy alone */
+    if (len > 0 && seals >= 0 && (seals & F_SEAL_SHRINK) && (seals & unchanging) &&
+        (uintmax_t)st.st_size >= len)
+        data = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    else
+        errno = EPROTO;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return data == MAP_FAILED ? NULL : data;
+}
+
+void fut__arg_copy_unmap(void *data, size_t len)
+{
+    if (data)
+        munmap(data, len);
 }

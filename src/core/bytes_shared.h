@@ -52,6 +52,33 @@ void *fut__bytes_from_fd(int fd, size_t len);
 int fut__bytes_spare_take(void);
 void fut__bytes_spare_add(int fd);
 
+/*
+ * Sealed argument copies: the process pool's private copy of a fut_submit_copy argument
+ * of FUT_BYTES_SHARED_MIN bytes or more, written once at submit and sent as it is. The
+ * memfd is sealed against writes through any mapping made after ours (F_SEAL_FUTURE_WRITE)
+ * and against resizing, so this process's mapping stays the only writable one: a worker
+ * maps it privately (copy-on-write: its task may still write its copy), and a task taken
+ * back or requeued after a death is sent again unchanged. Freed copies are kept for the
+ * next ones (bounded, trimmed with the spares); a copy inherited through fork() is only
+ * unmapped.
+ *
+ * fut__arg_copy_new returns the data of a new copy of len bytes, preceded by at least
+ * FUT_ARG_COPY_ROOM bytes of this process's own memory for the caller's header; NULL with
+ * errno when there is none (ENOSYS where the kernel has no F_SEAL_FUTURE_WRITE, EMFILE
+ * past the descriptor budget, ENOMEM): the caller copies to ordinary memory instead.
+ */
+#define FUT_ARG_COPY_ROOM 64
+void *fut__arg_copy_new(size_t len);
+/* The copy's memfd, to send (it stays the copy's). */
+int fut__arg_copy_fd(const void *data);
+void fut__arg_copy_free(void *data);
+/* In the receiver: maps len bytes of a sealed copy privately, taking fd (closed either
+ * way); NULL with errno EPROTO when the file is not sealed so or is shorter than len. The
+ * receiver unmaps it before it reports the task done: the sender may then write the file
+ * again, for its next copy. */
+void *fut__arg_copy_map(int fd, size_t len);
+void fut__arg_copy_unmap(void *data, size_t len);
+
 /* Returns to the system the spares and cached mappings unused for half a second or more;
  * returns whether some are left (call again later). Called where the library already
  * trims when idle (fut__future_cache_trim, so: an idle thread pool, fut_executor_free);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/annotate.h"
+#include "core/bytes_shared.h"
 #include "core/executor.h"
 #include "core/fork.h"
 #include "core/future_cache.h"
@@ -106,6 +107,8 @@ fut_future *fut_submit(fut_executor *ex, fut_fn fn, void *arg)
     return f ? submit(ex, f, 1) : NULL;
 }
 
+_Static_assert(FUT_ARG_COPY_HEADER <= FUT_ARG_COPY_ROOM, "a sealed copy has room for the header");
+
 fut_future *fut_submit_copy(fut_executor *ex, fut_fn fn, const void *arg, size_t len)
 {
     return fut__submit_items(ex, fn, arg, len, 1);
@@ -120,22 +123,28 @@ fut_future *fut__submit_items(fut_executor *ex, fut_fn fn, const void *arg, size
     }
     /* the copy's length sits in front of the bytes the task sees (FUT_ARG_COPY_HEADER) */
     char *copy = NULL;
+    bool sealed = false;
     if (len) {
-        if (len >= SIZE_MAX - FUT_ARG_COPY_HEADER || !(copy = malloc(FUT_ARG_COPY_HEADER + len))) {
+        if (ex->ops->sealed_arg_copies && len >= FUT_BYTES_SHARED_MIN &&
+            (copy = fut__arg_copy_new(len)))
+            sealed = true;
+        else if (len < SIZE_MAX - FUT_ARG_COPY_HEADER && (copy = malloc(FUT_ARG_COPY_HEADER + len)))
+            copy += FUT_ARG_COPY_HEADER;
+        if (!copy) {
             errno = ENOMEM;
             return NULL;
         }
-        memcpy(copy, &len, sizeof len);
-        memcpy(copy + FUT_ARG_COPY_ITEMS, &items, sizeof items);
-        memcpy(copy + FUT_ARG_COPY_HEADER, arg, len);
+        memcpy(copy - FUT_ARG_COPY_HEADER, &len, sizeof len);
+        memcpy(copy - FUT_ARG_COPY_HEADER + FUT_ARG_COPY_ITEMS, &items, sizeof items);
+        memcpy(copy, arg, len);
     }
-    fut_future *f = new_task(fn, copy ? copy + FUT_ARG_COPY_HEADER : NULL);
+    fut_future *f = new_task(fn, copy);
     if (!f) {
-        free(copy);
+        fut__free_arg_copy(copy, sealed);
         return NULL;
     }
     if (copy)
-        fut__future_set_flag(f, FUT_FLAG_ARG_COPIED);
+        fut__future_set_flag(f, sealed ? FUT_FLAG_ARG_COPIED | FUT_FLAG_ARG_SEALED : FUT_FLAG_ARG_COPIED);
     return submit(ex, f, items);
 }
 

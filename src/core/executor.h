@@ -57,6 +57,10 @@ struct fut_executor_ops {
      * at least 1, at most max_chunksize. */
     size_t chunks_per_worker;
     size_t max_chunksize;
+    /* fut_submit_copy arguments of FUT_BYTES_SHARED_MIN bytes or more are copied into
+     * sealed memfds (core/bytes_shared.h, fut__arg_copy_new) when the system allows it:
+     * for a backend that sends them to another process as they are. */
+    bool sealed_arg_copies;
     /* Optional (NULL: reported as 0): the backend's own fields of fut_executor_get_stats,
      * `workers` and `idle`, read without blocking (relaxed atomics, no lock); 0 once the
      * executor has shut down and its workers have exited. The core fills the rest. */

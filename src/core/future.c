@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/annotate.h"
+#include "core/bytes_shared.h"
 #include "core/executor.h"
 #include "core/future.h"
 #include "core/future_cache.h"
@@ -103,13 +104,23 @@ static void free_callbacks(struct fut_list_node *n)
     }
 }
 
+void fut__free_arg_copy(void *copy, bool sealed)
+{
+    if (!copy)
+        return;
+    if (sealed)
+        fut__arg_copy_free(copy);
+    else
+        free((char *)copy - FUT_ARG_COPY_HEADER);
+}
+
 /* Releases what the future's user kept in it. */
 static void release_part(fut_future *f)
 {
     switch (f->part_kind) {
     case FUT_PART_TASK:
         if (fut__future_flag(f, FUT_FLAG_ARG_COPIED))
-            free((char *)f->part.task.arg - FUT_ARG_COPY_HEADER);
+            fut__free_arg_copy(f->part.task.arg, fut__future_flag(f, FUT_FLAG_ARG_SEALED));
         break;
     case FUT_PART_LOOP:
         if (!fut__future_flag(f, FUT_FLAG_CANCEL_HOOK))

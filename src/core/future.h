@@ -105,6 +105,8 @@ enum {
                                     * before starting it, so RUNNING already: goes to the
                                     * next one */
     FUT_FLAG_CANCEL_HOOK = 16,     /* loop part: `cancel` is set (not `source`) */
+    FUT_FLAG_ARG_SEALED = 32,      /* task part, with ARG_COPIED: the copy is a sealed memfd
+                                    * (fut__arg_copy_new, core/bytes_shared.h) */
 };
 
 /*
@@ -164,6 +166,9 @@ static inline void fut__future_clear_flag(fut_future *f, unsigned flag)
 
 /* The length of a task's private argument copy; 0 when its arg is a plain value. Inline:
  * libfutures-mpi reads it too. */
+/* Frees a task's argument copy (NULL: nothing): `sealed` as FUT_FLAG_ARG_SEALED says. */
+void fut__free_arg_copy(void *copy, bool sealed);
+
 static inline size_t fut__task_arg_len(const fut_future *f)
 {
     if (!fut__future_flag(f, FUT_FLAG_ARG_COPIED))

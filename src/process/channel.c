@@ -121,13 +121,17 @@ int fut__channel_send(struct process_pool *pool, struct pool_worker *w, fut_futu
         close(spare);
     }
     if (copied && !fut__wire_inline(h.len)) {
-        uint32_t flags;
-        int fd = argument_fd(task->arg, (size_t)h.len, &flags);
+        /* a sealed copy goes as it is (the worker cannot change it: it can be sent again
+         * if the task comes back); another is copied into a memfd of its own */
+        bool sealed = fut__future_flag(f, FUT_FLAG_ARG_SEALED);
+        uint32_t flags = FUT_WIRE_IN_FD | FUT_WIRE_SEALED;
+        int fd = sealed ? fut__arg_copy_fd(task->arg) : argument_fd(task->arg, (size_t)h.len, &flags);
         if (fd < 0)
             return fd;
         /* the descriptor first: it is queued at the worker before the message is visible */
         int rc = w->fd >= 0 ? fut__wire_record_send(w->fd, FUT_RECORD_FD, fd, MSG_DONTWAIT) : -EPIPE;
-        close(fd);
+        if (!sealed)
+            close(fd);
         if (rc != 0) {
             /* gone, or a socket it never reads: the task goes back to the queue */
             if (rc != -EPIPE && rc != -ECONNRESET)

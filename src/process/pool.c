@@ -208,6 +208,8 @@ static const struct fut_executor_ops process_pool_ops = {
      * differ in cost, and 4096 items bound a chunk's reply. */
     .chunks_per_worker = 8,
     .max_chunksize = 4096,
+    /* large arguments cross as the copy made at submit: one copy, not two */
+    .sealed_arg_copies = true,
 };
 
 static int start_fork_server(struct process_pool *pool)

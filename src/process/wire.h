@@ -38,6 +38,8 @@ enum fut__wire_type {
                                       holding len bytes at offset 0 */
 #define FUT_WIRE_SHARED 0x200u     /* with IN_FD: the memfd is a shared fut_bytes buffer
                                       (core/bytes_shared.h), mapped rather than read */
+#define FUT_WIRE_SEALED 0x800u    /* TASK with IN_FD: the memfd is the parent's sealed copy
+                                      (fut__arg_copy_new), mapped privately */
 #define FUT_WIRE_SPARE 0x400u      /* TASK: a SPARE record was sent before it (the worker
                                       takes it before it runs the task) */
 

@@ -98,7 +98,9 @@ static int next_payload_fd(struct worker_process *w)
 
 static void free_task_payload(const struct fut__wire_header *h, void *payload)
 {
-    if (h->type & FUT_WIRE_SHARED)
+    if (h->type & FUT_WIRE_SEALED)
+        fut__arg_copy_unmap(payload, (size_t)h->len);
+    else if (h->type & FUT_WIRE_SHARED)
         fut_bytes_free(payload);
     else
         free(payload);
@@ -140,6 +142,8 @@ static bool take_task(struct worker_process *w, struct fut__wire_header *h, void
             int fd = next_payload_fd(w);
             if (!ours) {
                 close(fd);
+            } else if (h->type & FUT_WIRE_SEALED) {
+                *payload = fut__arg_copy_map(fd, (size_t)h->len);  /* takes fd */
             } else if (h->type & FUT_WIRE_SHARED) {
                 *payload = fut__bytes_from_fd(fd, (size_t)h->len);  /* takes fd */
             } else {
