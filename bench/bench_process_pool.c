@@ -368,48 +368,40 @@ static double time_big_argument(fut_executor *ex)
     return took;
 }
 
-/* In a fresh process: a 64 MiB fut_submit_copy argument, the first and then reusing the
- * memory of the first copy, from submit to result (GB/s). */
-static void measure_argument(void *arg, double *out, size_t n_out)
+/* A 64 MiB transfer timed from submit to result: a result or an argument. */
+struct big_transfer {
+    double (*time_one)(fut_executor *ex);
+    const char *first, *reuse;     /* the names of the two rows */
+};
+
+/* In a fresh process: the first transfer, then more reusing the memory of the first
+ * (GB/s each). */
+static void measure_first_and_reuse(void *arg, double *out, size_t n_out)
 {
-    (void)arg;
+    const struct big_transfer *t = arg;
     (void)n_out;
     int reuses = quick ? 1 : 4;
     fut_executor *ex = pool(1);
-    out[0] = BIG / time_big_argument(ex) / 1e9;
+    out[0] = BIG / t->time_one(ex) / 1e9;
     double total = 0;
     for (int i = 0; i < reuses; i++)
-        total += time_big_argument(ex);
+        total += t->time_one(ex);
     out[1] = (double)reuses * BIG / total / 1e9;
     fut_executor_free(ex);
 }
 
-static void bench_argument(void)
+static void bench_first_and_reuse(const struct big_transfer *t)
 {
     double first[RUNS], reuse[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double v[2];
-        if (bench_run_isolated(measure_argument, NULL, v, 2) != 0)
+        if (bench_run_isolated(measure_first_and_reuse, (void *)t, v, 2) != 0)
             v[0] = v[1] = 0;
         first[r] = v[0];
         reuse[r] = v[1];
     }
-    report("argument_64MiB_first", "GB/s", first);
-    report("argument_64MiB_reuse", "GB/s", reuse);
-}
-
-static void measure_result_reuse(void *arg, double *out, size_t n_out)
-{
-    (void)arg;
-    (void)n_out;
-    int reuses = quick ? 1 : 4;
-    fut_executor *ex = pool(1);
-    out[0] = BIG / time_big_result(ex) / 1e9;
-    double total = 0;
-    for (int i = 0; i < reuses; i++)
-        total += time_big_result(ex);
-    out[1] = (double)reuses * BIG / total / 1e9;
-    fut_executor_free(ex);
+    report(t->first, "GB/s", first);
+    report(t->reuse, "GB/s", reuse);
 }
 
 static void bench_memory_bounds(void)
@@ -423,20 +415,6 @@ static void bench_memory_bounds(void)
     }
     report("memcpy_64MiB_fresh", "GB/s", fresh);
     report("memcpy_64MiB_reused", "GB/s", reused);
-}
-
-static void bench_result_reuse(void)
-{
-    double first[RUNS], reuse[RUNS];
-    for (int r = 0; r < RUNS; r++) {
-        double v[2];
-        if (bench_run_isolated(measure_result_reuse, NULL, v, 2) != 0)
-            v[0] = v[1] = 0;
-        first[r] = v[0];
-        reuse[r] = v[1];
-    }
-    report("result_64MiB_first", "GB/s", first);
-    report("result_64MiB_reuse", "GB/s", reuse);
 }
 
 int main(int argc, char **argv)
@@ -455,8 +433,10 @@ int main(int argc, char **argv)
     bench_cpu_batch();
     bench_big_result();
     bench_pipe_copy();
-    bench_result_reuse();
-    bench_argument();
+    bench_first_and_reuse(&(struct big_transfer){ time_big_result, "result_64MiB_first",
+                                                  "result_64MiB_reuse" });
+    bench_first_and_reuse(&(struct big_transfer){ time_big_argument, "argument_64MiB_first",
+                                                  "argument_64MiB_reuse" });
     bench_memory_bounds();
     free(big_source);
     return 0;
