@@ -306,6 +306,17 @@ static void *check_then_overwrite(void *arg)
     return (void *)round;
 }
 
+/* Fills an argument of len bytes for check_then_overwrite: its length, its round, then
+ * that round's bytes. */
+static void fill_round(size_t *arg, size_t len, size_t round)
+{
+    arg[0] = len;
+    arg[1] = round;
+    unsigned char *bytes = (unsigned char *)(arg + 2);
+    for (size_t i = 0; i < len - 2 * sizeof *arg; i++)
+        bytes[i] = (unsigned char)(i * 13 + round);
+}
+
 /* Large copies cross as the copy made at submit, reused from one task to the next (a
  * sealed memfd the worker maps privately, core/bytes_shared.h): each task sees its own
  * bytes, whatever the task before wrote over its copy. */
@@ -316,11 +327,7 @@ START_TEST(test_large_copies_private)
     size_t *arg = malloc(len);
     ck_assert_ptr_nonnull(arg);
     for (size_t round = 0; round < 6; round++) {
-        arg[0] = len;
-        arg[1] = round;
-        unsigned char *bytes = (unsigned char *)(arg + 2);
-        for (size_t i = 0; i < len - 2 * sizeof *arg; i++)
-            bytes[i] = (unsigned char)(i * 13 + round);
+        fill_round(arg, len, round);
         fut_future *f = fut_submit_copy(ex, check_then_overwrite, arg, len);
         ck_assert_ptr_nonnull(f);
         void *r = NULL;
@@ -350,11 +357,7 @@ static void copies_past_fd_budget_body(void)
     TU_CHILD_REQUIRE(arg != NULL);
     fut_future *fs[N];
     for (size_t i = 0; i < N; i++) {
-        arg[0] = len;
-        arg[1] = i;
-        unsigned char *bytes = (unsigned char *)(arg + 2);
-        for (size_t k = 0; k < len - 2 * sizeof *arg; k++)
-            bytes[k] = (unsigned char)(k * 13 + i);
+        fill_round(arg, len, i);
         TU_CHILD_REQUIRE((fs[i] = fut_submit_copy(ex, check_then_overwrite, arg, len)) != NULL);
     }
     for (size_t i = 0; i < N; i++) {

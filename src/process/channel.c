@@ -124,8 +124,9 @@ int fut__channel_send(struct process_pool *pool, struct pool_worker *w, fut_futu
         /* a sealed copy goes as it is (the worker cannot change it: it can be sent again
          * if the task comes back); another is copied into a memfd of its own */
         bool sealed = fut__future_flag(f, FUT_FLAG_ARG_SEALED);
-        uint32_t flags = FUT_WIRE_IN_FD | FUT_WIRE_SEALED;
-        int fd = sealed ? fut__arg_copy_fd(task->arg) : argument_fd(task->arg, (size_t)h.len, &flags);
+        uint32_t flags = FUT_WIRE_IN_FD | FUT_WIRE_SEALED;  /* else argument_fd's */
+        int fd = sealed ? fut__arg_copy_fd(task->arg)
+                        : argument_fd(task->arg, (size_t)h.len, &flags);
         if (fd < 0)
             return fd;
         /* the descriptor first: it is queued at the worker before the message is visible */
