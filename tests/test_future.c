@@ -402,6 +402,44 @@ START_TEST(test_callbacks_on_exception)
 }
 END_TEST
 
+/* Callbacks and waiters share one stack in the future: waiters leaving it from the bottom,
+ * the middle and the top leave the callbacks between them in place and in order, and the
+ * waiter that stays is told. */
+START_TEST(test_waiters_leave_between_callbacks)
+{
+    struct callback_log log;
+    log_init(&log);
+    struct callback_entry entries[4] = { { &log, 1 }, { &log, 2 }, { &log, 3 }, { &log, 4 } };
+    fut_future *f = fut_future_new();
+    fut_as_completed *bottom = fut_as_completed_new(&f, 1, FUT_FOREVER);
+    ck_assert_int_eq(fut_add_done_callback(f, record_callback, &entries[0]), 0);
+    fut_as_completed *stays = fut_as_completed_new(&f, 1, FUT_FOREVER);
+    ck_assert_int_eq(fut_add_done_callback(f, record_callback, &entries[1]), 0);
+    fut_as_completed *middle = fut_as_completed_new(&f, 1, FUT_FOREVER);
+    ck_assert_int_eq(fut_add_done_callback(f, record_callback, &entries[2]), 0);
+    fut_as_completed *top = fut_as_completed_new(&f, 1, FUT_FOREVER);
+    ck_assert(bottom && stays && middle && top);
+    fut_as_completed_free(middle);
+    fut_as_completed_free(bottom);
+    fut_as_completed_free(top);
+    size_t n_done = 1;
+    ck_assert_int_eq(fut_wait(&f, 1, 0.001, FUT_ALL_COMPLETED, &n_done), 0);  /* timed out */
+    ck_assert_uint_eq(n_done, 0);
+    ck_assert_int_eq(fut_add_done_callback(f, record_callback, &entries[3]), 0);
+    ck_assert_int_eq(log_count(&log), 0);
+
+    ck_assert_int_eq(fut_set_result(f, NULL), 0);
+    assert_log(&log, f, 4, pthread_self());
+    fut_future *out = NULL;
+    ck_assert_int_eq(fut_as_completed_next(stays, &out), 1);
+    ck_assert_ptr_eq(out, f);
+    ck_assert_int_eq(fut_as_completed_next(stays, &out), 0);
+    fut_as_completed_free(stays);
+    fut_future_unref(f);
+    pthread_mutex_destroy(&log.lock);
+}
+END_TEST
+
 /* A task that records its thread, then blocks until the test opens the gate. */
 struct thread_task {
     struct tu_gate gate;
@@ -851,6 +889,7 @@ static Suite *future_suite(void)
     tcase_add_test(tc, test_callbacks_on_result);
     tcase_add_test(tc, test_callbacks_on_cancel);
     tcase_add_test(tc, test_callbacks_on_exception);
+    tcase_add_test(tc, test_waiters_leave_between_callbacks);
     tcase_add_test(tc, test_callbacks_in_worker_thread);
     tcase_add_test(tc, test_callback_submits_to_pool);
     tcase_add_test(tc, test_completion_race);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The future: a state machine (PENDING -> RUNNING -> FINISHED, PENDING -> CANCELLED), a
- * list of done callbacks and a list of waiters, under one small per-future lock.
+ * The future: a state machine (PENDING -> RUNNING -> FINISHED, PENDING -> CANCELLED) and
+ * a stack of watchers (done callbacks and waiters), under one small per-future lock.
  *
  * Completing a future that nobody waits on makes no system call: waiters are only
  * signalled when one is attached, and an uncontended mutex stays in user space.
@@ -56,8 +56,8 @@ static void future_unlock(fut_future *f)
 
 /* ---- allocation ------------------------------------------------------------------- */
 
-_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 64,
-               "a future is 64 bytes, one cache line: see future.h before adding a field");
+_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 56,
+               "a future is 56 bytes: see future.h before adding a field");
 
 fut_future *fut__future_alloc(void)
 {
@@ -95,11 +95,13 @@ fut_future *fut_future_ref(fut_future *f)
     return f;
 }
 
+/* A future freed before it was done: its callbacks never run. (No waiter is left: each
+ * waits on a reference of its own, and detaches before it lets it go.) */
 static void free_callbacks(struct fut_list_node *n)
 {
     while (n) {
         struct fut_list_node *next = n->next;
-        free(fut_container_of(n, struct fut_callback_node, node));
+        free(fut__callback_of(n));
         n = next;
     }
 }
@@ -140,7 +142,7 @@ void fut_future_unref(fut_future *f)
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     FUT_HAPPENS_AFTER(&f->refs);  /* every other holder's accesses came before */
-    free_callbacks(f->callbacks);  /* a future freed before it was done */
+    free_callbacks(f->watchers);
     if (f->exception)
         free(f->message);
     else if (fut__future_flag(f, FUT_FLAG_RESULT_IS_BYTES))
@@ -165,7 +167,7 @@ static void run_callbacks(fut_future *f, struct fut_list callbacks)
     }
     struct fut_list_node *n, *next;
     fut_list_for_each_safe(n, next, &callbacks) {
-        struct fut_callback_node *cb = fut_container_of(n, struct fut_callback_node, node);
+        struct fut_callback_node *cb = fut__callback_of(n);
         cb->fn(f, cb->arg);
         free(cb);
     }
@@ -181,20 +183,19 @@ static void complete_locked(fut_future *f, int state)
     FUT_HAPPENS_BEFORE(&f->state);
     atomic_store_explicit(&f->state, state, memory_order_release);
     bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
-    /* a notified as_completed iterator may free its link at once: read next first */
-    for (struct fut_waiter_link *link = f->waiters, *next; link; link = next) {
-        next = link->next;
-        fut__waiter_notify(link, raised);
-    }
-    f->waiters = NULL;
-    /* the stack holds them newest first: reversed, they run in the order they came */
-    struct fut_list callbacks = { NULL, f->callbacks };
-    for (struct fut_list_node *n = f->callbacks, *next; n; n = next) {
+    /* The stack holds them newest first: pushed in front, the callbacks run in the order
+     * they came. A notified as_completed iterator may free its link at once: next is read
+     * first. */
+    struct fut_list callbacks = { 0 };
+    for (struct fut_list_node *n = f->watchers, *next; n; n = next) {
         next = n->next;
-        n->next = callbacks.head;
-        callbacks.head = n;
+        struct fut_watcher *watcher = fut_container_of(n, struct fut_watcher, node);
+        if (watcher->is_waiter)
+            fut__waiter_notify(fut_container_of(watcher, struct fut_waiter_link, watcher), raised);
+        else
+            fut_list_push_front(&callbacks, n);
     }
-    f->callbacks = NULL;
+    f->watchers = NULL;
     future_unlock(f);
     run_callbacks(f, callbacks);
 }
@@ -425,14 +426,14 @@ int fut__future_add_callback(fut_future *f, fut_done_fn cb, void *arg, bool inli
     *node = (struct fut_callback_node){ .fn = cb, .arg = arg, .inline_always = inline_always };
     future_lock(f);
     if (!fut__state_is_done(fut__future_state(f))) {
-        node->node.next = f->callbacks;
-        f->callbacks = &node->node;
+        node->watcher.node.next = f->watchers;
+        f->watchers = &node->watcher.node;
         future_unlock(f);
         return 0;
     }
     future_unlock(f);
     struct fut_list one = { 0 };
-    fut_list_push_back(&one, &node->node);
+    fut_list_push_back(&one, &node->watcher.node);
     run_callbacks(f, one);
     return 0;
 }
@@ -457,11 +458,9 @@ bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link)
     bool attached = !fut__state_is_done(fut__future_state(f));
     if (attached) {
         link->future = f;
-        link->prev = NULL;
-        link->next = f->waiters;
-        if (f->waiters)
-            f->waiters->prev = link;
-        f->waiters = link;
+        link->watcher.is_waiter = true;
+        link->watcher.node.next = f->watchers;
+        f->watchers = &link->watcher.node;
     }
     future_unlock(f);
     return attached;
@@ -470,14 +469,15 @@ bool fut__future_attach_waiter(fut_future *f, struct fut_waiter_link *link)
 void fut__future_detach_waiter(fut_future *f, struct fut_waiter_link *link)
 {
     future_lock(f);
-    /* complete_locked empties the whole list at once; a link still in it is unlinked here */
+    /* complete_locked empties the whole stack at once; a link still in it is unlinked
+     * here. A search: a future has few watchers, and a link leaves early only when its
+     * wait timed out. */
     if (!fut__state_is_done(fut__future_state(f))) {
-        if (link->prev)
-            link->prev->next = link->next;
-        else
-            f->waiters = link->next;
-        if (link->next)
-            link->next->prev = link->prev;
+        struct fut_list_node **at = &f->watchers;
+        while (*at && *at != &link->watcher.node)
+            at = &(*at)->next;
+        if (*at)
+            *at = link->watcher.node.next;
     }
     future_unlock(f);
 }

@@ -19,15 +19,29 @@ enum fut_state {
     FUT_STATE_FINISHED,
 };
 
+/* What a future keeps for whoever waits on it: one stack, newest first, of done callbacks
+ * and waiters' links together, so that the future spends one pointer on both. Waiters are
+ * told as the future becomes done, under its lock; callbacks run after it, oldest first. */
+struct fut_watcher {
+    struct fut_list_node node;     /* the future's stack; a callback's list once taken */
+    bool is_waiter;                /* a struct fut_waiter_link, else a fut_callback_node */
+};
+
 /* A done callback, queued in its future. `inline_always` marks the library's own
  * callbacks that must run in the completing thread even on a loop future (they propagate
  * a cancellation, which must not wait for the loop). */
 struct fut_callback_node {
-    struct fut_list_node node;
+    struct fut_watcher watcher;
+    bool inline_always;
     fut_done_fn fn;
     void *arg;
-    bool inline_always;
 };
+
+/* The callback node whose list node is `n` (a list handed to a dispatcher). */
+static inline struct fut_callback_node *fut__callback_of(struct fut_list_node *n)
+{
+    return fut_container_of(n, struct fut_callback_node, watcher.node);
+}
 
 struct fut_waiter_link;
 struct fut_executor_counters;
@@ -110,14 +124,14 @@ enum {
 };
 
 /*
- * 64 bytes, one cache line, carved from slabs without an allocator header (see
- * future_cache.c): a batch of a million futures is 64 MB of memory touched for the first
- * time, which costs more than the tasks, so every byte counts. The core is 40 bytes, the
- * largest part 24. What only some futures need lives out of line or shares a word:
- * an exception's message shares the result's word (and so does a pending task's pointer
- * to its executor's counters, see struct fut_task_part), done callbacks are one pointer to
- * a stack of nodes, a loop future's dispatcher lives in its loop part, a fut_map chunk's
- * item count in the header of its argument's copy.
+ * 56 bytes, carved from slabs without an allocator header (see future_cache.c): a batch
+ * of a million futures is 56 MB of memory touched for the first time, which costs more
+ * than the tasks, so every byte counts. The core is 32 bytes, the largest part 24. What
+ * only some futures need lives out of line or shares a word: an exception's message
+ * shares the result's word (and so does a pending task's pointer to its executor's
+ * counters, see struct fut_task_part), done callbacks and waiters are one pointer to a
+ * stack of nodes (struct fut_watcher), a loop future's dispatcher lives in its loop part,
+ * a fut_map chunk's item count in the header of its argument's copy.
  */
 struct fut_future {
     /* the core: state, outcome, callbacks, waiters */
@@ -137,9 +151,8 @@ struct fut_future {
          * executor's own threads count in (core/executor.h); NULL: none */
         struct fut_executor_counters *task_counters;
     };
-    /* of struct fut_callback_node, newest first (complete_locked restores their order) */
-    struct fut_list_node *callbacks;
-    struct fut_waiter_link *waiters;
+    /* of struct fut_watcher, newest first (complete_locked restores the callbacks' order) */
+    struct fut_list_node *watchers;
 
     /* what its user keeps in it */
     union {

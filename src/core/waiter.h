@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/clock.h"
+#include "core/future.h"
 #include "futures.h"
 
 #define FUT_WAITER_AS_COMPLETED 100
@@ -23,12 +24,13 @@ struct fut_waiter {
     size_t n_finished;
 };
 
-/* A waiter's membership in one future's list. Lock order: future lock, then waiter lock. */
+/* A waiter's membership in one future's watchers (core/future.h). Lock order: future
+ * lock, then waiter lock. */
 struct fut_waiter_link {
+    struct fut_watcher watcher;
+    bool yielded;                  /* as_completed: handed to the caller */
     struct fut_waiter *waiter;
     fut_future *future;
-    struct fut_waiter_link *prev, *next;
-    bool yielded;                  /* as_completed: handed to the caller */
 };
 
 int  fut__waiter_init(struct fut_waiter *w, int mode, size_t pending);

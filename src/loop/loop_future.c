@@ -49,7 +49,7 @@ static void run_callbacks(fut_future *f, struct fut_list *list, bool inline_only
     struct fut_list rest = { 0 };
     struct fut_list_node *n, *next;
     fut_list_for_each_safe(n, next, list) {
-        struct fut_callback_node *cb = fut_container_of(n, struct fut_callback_node, node);
+        struct fut_callback_node *cb = fut__callback_of(n);
         if (inline_only && !cb->inline_always) {
             fut_list_push_back(&rest, n);
             continue;
