@@ -606,6 +606,98 @@ END_TEST
 
 /* ---- reference counting --------------------------------------------------------------- */
 
+/* The lock, the state and the flags share one word of the future: lock holders (callbacks
+ * added, waiters attached and detached) race with starts' compare-and-swaps, cancels and
+ * completions, on each of a row of futures in turn, and nothing is lost: of start and
+ * cancel one wins, every callback runs exactly once, the outcome is the winner's. */
+enum { WORD_FUTURES = 64, WORD_CALLBACKS = 3 };
+
+struct word_race {
+    fut_future *fs[WORD_FUTURES];
+    struct tu_gate start;
+    atomic_int callbacks;
+    bool started[WORD_FUTURES], cancelled[WORD_FUTURES];
+};
+
+static void count_word_callback(fut_future *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add(&((struct word_race *)arg)->callbacks, 1);
+}
+
+static void *add_word_callbacks(void *arg)
+{
+    struct word_race *r = arg;
+    tu_gate_wait(&r->start);
+    for (int i = 0; i < WORD_FUTURES; i++)
+        for (int k = 0; k < WORD_CALLBACKS; k++)
+            ck_assert_int_eq(fut_add_done_callback(r->fs[i], count_word_callback, r), 0);
+    return NULL;
+}
+
+static void *attach_and_detach(void *arg)
+{
+    struct word_race *r = arg;
+    tu_gate_wait(&r->start);
+    for (int i = 0; i < WORD_FUTURES; i++) {
+        fut_as_completed *it = fut_as_completed_new(&r->fs[i], 1, FUT_FOREVER);
+        ck_assert_ptr_nonnull(it);
+        fut_as_completed_free(it);
+    }
+    return NULL;
+}
+
+static void *start_and_finish(void *arg)
+{
+    struct word_race *r = arg;
+    tu_gate_wait(&r->start);
+    for (int i = 0; i < WORD_FUTURES; i++) {
+        r->started[i] = fut_set_running_or_notify_cancel(r->fs[i]) == 1;
+        if (r->started[i])
+            ck_assert_int_eq(fut_set_result(r->fs[i], TU_P(i + 1)), 0);
+    }
+    return NULL;
+}
+
+static void *cancel_each(void *arg)
+{
+    struct word_race *r = arg;
+    tu_gate_wait(&r->start);
+    for (int i = 0; i < WORD_FUTURES; i++)
+        r->cancelled[i] = fut_cancel(r->fs[i]);
+    return NULL;
+}
+
+START_TEST(test_lock_state_flags_share_a_word)
+{
+    void *(*racers[])(void *) = { add_word_callbacks, add_word_callbacks, attach_and_detach,
+                                  start_and_finish, cancel_each };
+    enum { N = sizeof racers / sizeof racers[0] };
+    const int rounds = (int)tu_scale(100, 20);
+    for (int round = 0; round < rounds; round++) {
+        struct word_race r = { .callbacks = 0 };
+        for (int i = 0; i < WORD_FUTURES; i++)
+            r.fs[i] = fut_future_new();
+        tu_gate_init(&r.start);
+        pthread_t threads[N];
+        for (int i = 0; i < N; i++)
+            ck_assert_int_eq(pthread_create(&threads[i], NULL, racers[i], &r), 0);
+        tu_gate_open(&r.start);
+        for (int i = 0; i < N; i++)
+            pthread_join(threads[i], NULL);
+        ck_assert_int_eq(atomic_load(&r.callbacks), 2 * WORD_FUTURES * WORD_CALLBACKS);
+        for (int i = 0; i < WORD_FUTURES; i++) {
+            ck_assert(r.started[i] != r.cancelled[i]);
+            void *out = NULL;
+            ck_assert_int_eq(fut_result(r.fs[i], 0, &out), r.started[i] ? 0 : FUT_ECANCELLED);
+            ck_assert_ptr_eq(out, r.started[i] ? TU_P(i + 1) : NULL);
+            fut_future_unref(r.fs[i]);
+        }
+        tu_gate_destroy(&r.start);
+    }
+}
+END_TEST
+
 START_TEST(test_refs)
 {
     fut_future *f = fut_future_new();
@@ -893,6 +985,7 @@ static Suite *future_suite(void)
     tcase_add_test(tc, test_callbacks_in_worker_thread);
     tcase_add_test(tc, test_callback_submits_to_pool);
     tcase_add_test(tc, test_completion_race);
+    tcase_add_test(tc, test_lock_state_flags_share_a_word);
 
     tc = tu_tcase(s, "refs", 30);
     tcase_add_test(tc, test_refs);

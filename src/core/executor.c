@@ -68,7 +68,7 @@ static fut_future *new_task(fut_fn fn, void *arg)
     fut_future *f = fut__future_alloc();
     if (!f)
         return NULL;
-    f->part_kind = FUT_PART_TASK;
+    fut__future_set_kind(f, FUT_PART_TASK);
     f->part.task.fn = fn;
     f->part.task.arg = arg;
     return f;

@@ -89,7 +89,7 @@ struct fut_executor {
 /* The shared counters a task future's changes count in, while it is pending or running. */
 static inline struct fut_executor_counters *fut__task_counters(fut_future *f)
 {
-    return f->part_kind == FUT_PART_TASK ? f->task_counters : NULL;
+    return fut__future_kind(f) == FUT_PART_TASK ? f->task_counters : NULL;
 }
 
 static inline void fut__count(atomic_uint_least64_t *counter, uint64_t n)

@@ -23,41 +23,73 @@
 
 /* ---- the future's lock ------------------------------------------------------------
  *
- * Drepper's three-state futex mutex ("Futexes Are Tricky", mutex 2): 0 free, 1 locked,
- * 2 locked and maybe contended. Critical sections here are a handful of stores, so
- * contention is rare; but a pthread_mutex_t would be 40 of a future's bytes, and a batch
- * of a million tasks pays for every byte of a million futures in cache misses and page
- * faults. Acquire and release are C11 atomics, which ThreadSanitizer understands.
+ * Drepper's three-state futex mutex ("Futexes Are Tricky", mutex 2) in the low bits of the
+ * future's word: 0 free, 1 locked, 2 locked and maybe contended. Critical sections here
+ * are a handful of stores, so contention is rare; but a pthread_mutex_t would be 40 of a
+ * future's bytes, and a batch of a million tasks pays for every byte of a million futures
+ * in cache misses and page faults.
+ *
+ * The word's other fields change without the lock (a flag set, a start's compare-and-swap
+ * of the state), so the lock bits change only by compare-and-swaps that keep the rest, and
+ * a sleeper whose word changed before it slept (FUTEX_WAIT finds another value) looks
+ * again. Acquire and release are C11 atomics, which ThreadSanitizer understands.
  */
+
+/* Drepper's exchange on the lock bits: sets them to `bits`; returns the old ones, and in
+ * *now the word as it was left. */
+static uint32_t exchange_lock_bits(fut_future *f, uint32_t bits, uint32_t *now)
+{
+    uint32_t word = fut__future_word(f, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&f->word, &word,
+                                                  (word & ~FUT_WORD_LOCK) | bits,
+                                                  memory_order_acquire, memory_order_relaxed))
+        ;
+    *now = (word & ~FUT_WORD_LOCK) | bits;
+    return word & FUT_WORD_LOCK;
+}
 
 static void future_lock(fut_future *f)
 {
-    int seen = 0;
-    if (atomic_compare_exchange_strong_explicit(&f->lock, &seen, 1, memory_order_acquire,
-                                                memory_order_relaxed)) {
-        FUT_HAPPENS_AFTER(&f->lock);
-        return;
+    uint32_t word = fut__future_word(f, memory_order_relaxed) & ~FUT_WORD_LOCK;
+    if (!atomic_compare_exchange_strong_explicit(&f->word, &word, word | 1,
+                                                 memory_order_acquire, memory_order_relaxed)) {
+        uint32_t now;
+        while (exchange_lock_bits(f, 2, &now) != 0)
+            syscall(SYS_futex, &f->word, FUTEX_WAIT_PRIVATE, now, NULL, NULL, 0);
     }
-    if (seen != 2)
-        seen = atomic_exchange_explicit(&f->lock, 2, memory_order_acquire);
-    while (seen != 0) {
-        syscall(SYS_futex, &f->lock, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
-        seen = atomic_exchange_explicit(&f->lock, 2, memory_order_acquire);
-    }
-    FUT_HAPPENS_AFTER(&f->lock);
+    FUT_HAPPENS_AFTER(FUT_LOCK_SYNC(f));
 }
 
 static void future_unlock(fut_future *f)
 {
-    FUT_HAPPENS_BEFORE(&f->lock);
-    if (atomic_exchange_explicit(&f->lock, 0, memory_order_release) == 2)
-        syscall(SYS_futex, &f->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    FUT_HAPPENS_BEFORE(FUT_LOCK_SYNC(f));
+    uint32_t old = atomic_fetch_and_explicit(&f->word, ~FUT_WORD_LOCK, memory_order_release);
+    if ((old & FUT_WORD_LOCK) == 2)
+        syscall(SYS_futex, &f->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---- the state ---------------------------------------------------------------------- */
+
+/* Moves the state from `from` to `to`, keeping the rest of the word. False when the state
+ * was not `from`: *seen says what it was. */
+static bool change_state(fut_future *f, int from, int to, int *seen)
+{
+    FUT_HAPPENS_BEFORE(FUT_STATE_SYNC(f));
+    uint32_t word = fut__future_word(f, memory_order_acquire);
+    do {
+        *seen = (int)((word & FUT_WORD_STATE) >> FUT_WORD_STATE_SHIFT);
+        if (*seen != from)
+            return false;
+    } while (!atomic_compare_exchange_weak(&f->word, &word,
+                                           (word & ~FUT_WORD_STATE) |
+                                           (uint32_t)to << FUT_WORD_STATE_SHIFT));
+    return true;
 }
 
 /* ---- allocation ------------------------------------------------------------------- */
 
-_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 56,
-               "a future is 56 bytes: see future.h before adding a field");
+_Static_assert(sizeof(void *) != 8 || sizeof(fut_future) == 48,
+               "a future is 48 bytes: see future.h before adding a field");
 
 fut_future *fut__future_alloc(void)
 {
@@ -68,15 +100,14 @@ fut_future *fut__future_alloc(void)
     }
     FUT_NEW_MEMORY(f, sizeof *f);  /* recycled by the cache: a new object */
     memset(f, 0, sizeof *f);
-    FUT_ATOMIC_VAR(&f->state);
-    FUT_ATOMIC_VAR(&f->lock);
+    FUT_ATOMIC_VAR(&f->word);
     FUT_ATOMIC_VAR(&f->refs);
     /* seeds the hand-offs through the lock and the state (see future.h) */
-    FUT_HAPPENS_BEFORE(&f->lock);
-    FUT_HAPPENS_BEFORE(&f->state);
+    FUT_HAPPENS_BEFORE(FUT_LOCK_SYNC(f));
+    FUT_HAPPENS_BEFORE(FUT_STATE_SYNC(f));
     atomic_init(&f->refs, 1);
-    atomic_init(&f->state, FUT_STATE_PENDING);
-    f->fork_generation = (uint8_t)fut__fork_generation();
+    atomic_init(&f->word, (uint32_t)FUT_STATE_PENDING << FUT_WORD_STATE_SHIFT |
+                          (uint32_t)(uint8_t)fut__fork_generation() << FUT_WORD_GEN_SHIFT);
     return f;
 }
 
@@ -119,7 +150,7 @@ void fut__free_arg_copy(void *copy, bool sealed)
 /* Releases what the future's user kept in it. */
 static void release_part(fut_future *f)
 {
-    switch (f->part_kind) {
+    switch (fut__future_kind(f)) {
     case FUT_PART_TASK:
         if (fut__future_flag(f, FUT_FLAG_ARG_COPIED))
             fut__free_arg_copy(f->part.task.arg, fut__future_flag(f, FUT_FLAG_ARG_SEALED));
@@ -142,8 +173,10 @@ void fut_future_unref(fut_future *f)
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     FUT_HAPPENS_AFTER(&f->refs);  /* every other holder's accesses came before */
-    free_callbacks(f->watchers);
-    if (f->exception)
+    int state = fut__future_state(f);
+    if (!fut__state_is_done(state))
+        free_callbacks(f->watchers);
+    else if (state == FUT_STATE_FINISHED && f->exception)
         free(f->message);
     else if (fut__future_flag(f, FUT_FLAG_RESULT_IS_BYTES))
         fut_bytes_free(f->result);
@@ -174,20 +207,25 @@ static void run_callbacks(fut_future *f, struct fut_list callbacks)
 }
 
 /*
- * Moves f to a done state. Called with f->lock held; releases it, then runs the callbacks
+ * Moves f to a done state, with `exception` (0: none) in the watchers' word, which a done
+ * future no longer needs. Called with f's lock held; releases it, then runs the callbacks
  * in the calling thread (or hands them to the loop). Waiters are notified under the lock so
  * that a waiter that detaches itself afterwards can never be notified after it is gone.
  */
-static void complete_locked(fut_future *f, int state)
+static void complete_locked(fut_future *f, int state, int exception)
 {
-    FUT_HAPPENS_BEFORE(&f->state);
-    atomic_store_explicit(&f->state, state, memory_order_release);
-    bool raised = state == FUT_STATE_FINISHED && f->exception != 0;
+    struct fut_list_node *watchers = f->watchers;
+    f->watchers = NULL;
+    f->exception = exception;
+    int seen = fut__future_state(f);
+    while (!change_state(f, seen, state, &seen))
+        ;  /* a start (PENDING -> RUNNING, without the lock) came first */
+    bool raised = state == FUT_STATE_FINISHED && exception != 0;
     /* The stack holds them newest first: pushed in front, the callbacks run in the order
      * they came. A notified as_completed iterator may free its link at once: next is read
      * first. */
     struct fut_list callbacks = { 0 };
-    for (struct fut_list_node *n = f->watchers, *next; n; n = next) {
+    for (struct fut_list_node *n = watchers, *next; n; n = next) {
         next = n->next;
         struct fut_watcher *watcher = fut_container_of(n, struct fut_watcher, node);
         if (watcher->is_waiter)
@@ -195,7 +233,6 @@ static void complete_locked(fut_future *f, int state)
         else
             fut_list_push_front(&callbacks, n);
     }
-    f->watchers = NULL;
     future_unlock(f);
     run_callbacks(f, callbacks);
 }
@@ -208,7 +245,7 @@ bool fut_cancel(fut_future *f)
 {
     if (!f)
         return false;
-    if (f->part_kind == FUT_PART_LOOP && fut__future_flag(f, FUT_FLAG_CANCEL_HOOK))
+    if (fut__future_kind(f) == FUT_PART_LOOP && fut__future_flag(f, FUT_FLAG_CANCEL_HOOK))
         return f->part.loop.cancel(f);  /* a coroutine task: a request, see task/task.c */
     return fut__future_cancel(f);
 }
@@ -216,14 +253,14 @@ bool fut_cancel(fut_future *f)
 bool fut__future_cancel(fut_future *f)
 {
     future_lock(f);
-    uint8_t state = FUT_STATE_PENDING;
-    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_CANCELLED)) {
+    int state;
+    if (change_state(f, FUT_STATE_PENDING, FUT_STATE_CANCELLED, &state)) {
         struct fut_executor_counters *counters = fut__task_counters(f);
         if (counters) {
             fut__count(&counters->cancelled, fut__task_items(f));
             f->task_counters = NULL;  /* a cancelled future has no result */
         }
-        complete_locked(f, FUT_STATE_CANCELLED);
+        complete_locked(f, FUT_STATE_CANCELLED, 0);
         return true;
     }
     future_unlock(f);
@@ -233,15 +270,14 @@ bool fut__future_cancel(fut_future *f)
 /* Counts in `tally` (an executor's own thread) or, without one, in the task's counters. */
 static int start(fut_future *f, struct fut_task_tally *tally)
 {
-    uint8_t state = FUT_STATE_PENDING;
+    int state;
     uint32_t items = 0;
     if (tally) {
         /* counted before RUNNING shows: whoever sees it running finds it counted */
         items = fut__task_items(f);
         fut__tally_add(&tally->started, items);
     }
-    FUT_HAPPENS_BEFORE(&f->state);
-    if (atomic_compare_exchange_strong(&f->state, &state, FUT_STATE_RUNNING)) {
+    if (change_state(f, FUT_STATE_PENDING, FUT_STATE_RUNNING, &state)) {
         struct fut_executor_counters *counters = tally ? NULL : fut__task_counters(f);
         if (counters)
             fut__count(&counters->started, fut__task_items(f));
@@ -282,7 +318,7 @@ static int finish(fut_future *f, void *result, bool result_is_bytes, int code, c
     }
     /* counted before the outcome takes the counters' word and before it is published:
      * whoever sees the future done finds it counted */
-    uint32_t items = f->part_kind == FUT_PART_TASK ? fut__task_items(f) : 0;
+    uint32_t items = fut__future_kind(f) == FUT_PART_TASK ? fut__task_items(f) : 0;
     bool unstarted = fut__future_state(f) == FUT_STATE_PENDING;  /* failed before it could start */
     if (tally) {
         if (unstarted)
@@ -296,14 +332,13 @@ static int finish(fut_future *f, void *result, bool result_is_bytes, int code, c
             fut__count(code ? &counters->failed : &counters->completed, items);
     }
     if (code) {
-        f->exception = code;
         f->message = message;
     } else {
         f->result = result;
         if (result_is_bytes)
             fut__future_set_flag(f, FUT_FLAG_RESULT_IS_BYTES);
     }
-    complete_locked(f, FUT_STATE_FINISHED);
+    complete_locked(f, FUT_STATE_FINISHED, code);
     return 0;
 }
 

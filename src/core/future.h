@@ -109,8 +109,8 @@ enum fut_part_kind {
     FUT_PART_LOOP,                 /* a loop future */
 };
 
-/* Bits of fut_future.flags. Each is set once, by an atomic or, so that bits set by
- * different threads (a process pool's dispatcher, a completing thread) never race. */
+/* Flags of a future (fut__future_flag). Each is set once, by an atomic or, so that bits set
+ * by different threads (a process pool's dispatcher, a completing thread) never race. */
 enum {
     FUT_FLAG_CANCEL_NOTIFIED = 1,  /* set_running_or_notify_cancel saw the cancel */
     FUT_FLAG_RESULT_IS_BYTES = 2,  /* result is a fut_bytes buffer the future owns */
@@ -124,26 +124,46 @@ enum {
 };
 
 /*
- * 56 bytes, carved from slabs without an allocator header (see future_cache.c): a batch
- * of a million futures is 56 MB of memory touched for the first time, which costs more
- * than the tasks, so every byte counts. The core is 32 bytes, the largest part 24. What
- * only some futures need lives out of line or shares a word: an exception's message
- * shares the result's word (and so does a pending task's pointer to its executor's
- * counters, see struct fut_task_part), done callbacks and waiters are one pointer to a
- * stack of nodes (struct fut_watcher), a loop future's dispatcher lives in its loop part,
- * a fut_map chunk's item count in the header of its argument's copy.
+ * The fields of a future's `word`: its lock (see future.c), its state, which member of
+ * `part` is live, its flags, and the low bits of core/fork.h's generation it was made in.
+ * The state is written under the lock (or by a compare-and-swap from PENDING) and may be
+ * read without it; the kind and the generation are set before the future is shared.
+ */
+#define FUT_WORD_LOCK        0x3u        /* 0 free, 1 locked, 2 locked and maybe contended */
+#define FUT_WORD_STATE_SHIFT 2
+#define FUT_WORD_STATE       (0x3u << FUT_WORD_STATE_SHIFT)
+#define FUT_WORD_KIND_SHIFT  4
+#define FUT_WORD_KIND        (0x3u << FUT_WORD_KIND_SHIFT)
+#define FUT_WORD_FLAG_SHIFT  8
+#define FUT_WORD_GEN_SHIFT   16
+
+/* valgrind's thread checkers (core/annotate.h) see the lock and the state as two objects */
+#define FUT_LOCK_SYNC(f)  ((const char *)&(f)->word)
+#define FUT_STATE_SYNC(f) ((const char *)&(f)->word + 1)
+
+/*
+ * 48 bytes, carved from slabs without an allocator header (see future_cache.c): a batch
+ * of a million futures is 48 MB of memory touched for the first time, which costs more
+ * than the tasks, so every byte counts. The core is 24 bytes, the largest part 24. What
+ * only some futures need lives out of line or shares a word:
+ * - the lock, the state, the flags, the part's kind and the fork generation are one word;
+ * - done callbacks and waiters are one pointer to a stack (struct fut_watcher), which is
+ *   empty for ever once the future is done, and so leaves its word to the exception code;
+ * - an exception's message shares the result's word, and so does a pending task's
+ *   pointer to its executor's counters (see struct fut_task_part);
+ * - a loop future's dispatcher lives in its loop part, a fut_map chunk's item count in
+ *   the header of its argument's copy.
  */
 struct fut_future {
     /* the core: state, outcome, callbacks, waiters */
     atomic_uint refs;
-    atomic_int lock;               /* see future.c: a 4-byte lock, not a pthread_mutex_t */
-    int exception;                 /* 0: none */
-    /* state is written under lock (or by a compare-and-swap from PENDING) and may be read
-     * without it (atomic load). */
-    _Atomic uint8_t state;
-    uint8_t part_kind;             /* enum fut_part_kind: which member of `part` is live */
-    _Atomic uint8_t flags;         /* FUT_FLAG_* */
-    uint8_t fork_generation;       /* low bits of core/fork.h's generation it was made in */
+    _Atomic uint32_t word;         /* FUT_WORD_*: only ever accessed atomically */
+    union {
+        /* until done: of struct fut_watcher, newest first (complete_locked restores the
+         * callbacks' order); under the lock */
+        struct fut_list_node *watchers;
+        int exception;             /* once done: 0 none */
+    };
     union {
         void *result;              /* exception == 0 */
         char *message;             /* exception != 0: the message, or NULL */
@@ -151,8 +171,6 @@ struct fut_future {
          * executor's own threads count in (core/executor.h); NULL: none */
         struct fut_executor_counters *task_counters;
     };
-    /* of struct fut_watcher, newest first (complete_locked restores the callbacks' order) */
-    struct fut_list_node *watchers;
 
     /* what its user keeps in it */
     union {
@@ -162,19 +180,37 @@ struct fut_future {
     } part;
 };
 
+static inline uint32_t fut__future_word(const fut_future *f, memory_order order)
+{
+    return atomic_load_explicit(&((fut_future *)f)->word, order);
+}
+
 static inline bool fut__future_flag(const fut_future *f, unsigned flag)
 {
-    return atomic_load_explicit(&((fut_future *)f)->flags, memory_order_relaxed) & flag;
+    return fut__future_word(f, memory_order_relaxed) & (flag << FUT_WORD_FLAG_SHIFT);
 }
 
 static inline void fut__future_set_flag(fut_future *f, unsigned flag)
 {
-    atomic_fetch_or_explicit(&f->flags, (uint8_t)flag, memory_order_relaxed);
+    atomic_fetch_or_explicit(&f->word, flag << FUT_WORD_FLAG_SHIFT, memory_order_relaxed);
 }
 
 static inline void fut__future_clear_flag(fut_future *f, unsigned flag)
 {
-    atomic_fetch_and_explicit(&f->flags, (uint8_t)~flag, memory_order_relaxed);
+    atomic_fetch_and_explicit(&f->word, ~(flag << FUT_WORD_FLAG_SHIFT), memory_order_relaxed);
+}
+
+/* enum fut_part_kind: which member of `part` is live */
+static inline int fut__future_kind(const fut_future *f)
+{
+    return (fut__future_word(f, memory_order_relaxed) & FUT_WORD_KIND) >> FUT_WORD_KIND_SHIFT;
+}
+
+/* Once, before the future is shared. */
+static inline void fut__future_set_kind(fut_future *f, enum fut_part_kind kind)
+{
+    atomic_fetch_or_explicit(&f->word, (uint32_t)kind << FUT_WORD_KIND_SHIFT,
+                             memory_order_relaxed);
 }
 
 /* The length of a task's private argument copy; 0 when its arg is a plain value. Inline:
@@ -202,7 +238,7 @@ static inline uint32_t fut__task_items(const fut_future *f)
 /* The loop's dispatcher of a loop future; NULL for any other (callbacks run inline). */
 static inline const struct fut_callback_dispatcher *fut__future_dispatcher(const fut_future *f)
 {
-    return f->part_kind == FUT_PART_LOOP ? f->part.loop.dispatcher : NULL;
+    return fut__future_kind(f) == FUT_PART_LOOP ? f->part.loop.dispatcher : NULL;
 }
 
 /* The future whose task part is `node` (an executor's queue entry). */
@@ -243,9 +279,9 @@ bool fut__future_is_done(void *f);
  * annotation tells valgrind's thread checkers, core/annotate.h). */
 static inline int fut__future_state(const fut_future *f)
 {
-    int state = atomic_load_explicit(&((fut_future *)f)->state, memory_order_acquire);
-    FUT_HAPPENS_AFTER(&f->state);
-    return state;
+    uint32_t word = fut__future_word(f, memory_order_acquire);
+    FUT_HAPPENS_AFTER(FUT_STATE_SYNC(f));
+    return (word & FUT_WORD_STATE) >> FUT_WORD_STATE_SHIFT;
 }
 
 static inline bool fut__state_is_done(int state)
@@ -261,8 +297,11 @@ bool fut__future_cancel(fut_future *f);
  * on it fails with FUT_EBROKEN. Plain futures (fut_future_new) stay the caller's. */
 static inline bool fut__future_orphaned(const fut_future *f)
 {
-    return (f->part_kind == FUT_PART_TASK || f->part_kind == FUT_PART_LOOP) &&
-           fut__inherited8(f->fork_generation) && !fut__state_is_done(fut__future_state(f));
+    uint32_t word = fut__future_word(f, memory_order_relaxed);
+    int kind = (word & FUT_WORD_KIND) >> FUT_WORD_KIND_SHIFT;
+    return (kind == FUT_PART_TASK || kind == FUT_PART_LOOP) &&
+           fut__inherited8((unsigned char)(word >> FUT_WORD_GEN_SHIFT)) &&
+           !fut__state_is_done(fut__future_state(f));
 }
 
 #endif

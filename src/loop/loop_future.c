@@ -100,7 +100,7 @@ static fut_future *new_loop_future(struct fut_loop_core *core)
         return NULL;
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
     f->part.loop.dispatcher = &core->dispatcher;
-    f->part_kind = FUT_PART_LOOP;
+    fut__future_set_kind(f, FUT_PART_LOOP);
     return f;
 }
 
