@@ -766,10 +766,10 @@ static void print_targets(const struct bench_table *t)
             print_target("warm throughput >= 2.5x best C peer", ratio, peer, 2.5);
             char buf[32];
             double rss = bench_table_median(t, "rss", workers, REFERENCE, "bytes/task");
-            /* the caller's array of future pointers is 8 of those bytes */
-            printf("  %-48s %8s B    %s\n", "rss growth per live future <= 64 B (+ 8 B pointer)",
+            /* the caller's array of future pointers is 8 of those bytes, counted too */
+            printf("  %-48s %8s B    %s\n", "rss growth per live future <= 64 B",
                    bench_format_value(rss, buf, sizeof buf),
-                   isnan(rss) ? "n/a" : rss <= 64 + 8 ? "MET" : "NOT MET");
+                   isnan(rss) ? "n/a" : rss <= 64 ? "MET" : "NOT MET");
             double idle = bench_table_median(t, "idle", workers, REFERENCE, "MB");
             printf("  %-48s %8s MB   %s\n", "rss after release + 1 s idle <= 10 MB",
                    bench_format_value(idle, buf, sizeof buf),

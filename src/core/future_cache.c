@@ -5,7 +5,7 @@
  * Why not malloc: a batch of a million tasks keeps a million futures alive until it is
  * waited on. Every byte of them is memory touched for the first time, and on a virtual
  * machine a page fault costs more than the task: what a cold batch pays is, first of all,
- * its futures' size. malloc makes each 56-byte future a 64-byte chunk and, once the batch
+ * its futures' size. malloc makes each 48-byte future a 64-byte chunk and, once the batch
  * is freed, keeps its pages (the heap's top is trimmed, its middle is not).
  *
  * A slab is SLAB_SIZE bytes aligned to its size, so a future finds its slab by masking its
@@ -66,7 +66,7 @@
 #define SLOT_SIZE sizeof(fut_future)
 #define SLAB_SLOTS ((unsigned)(SLAB_SIZE / SLOT_SIZE))
 #define CHAIN 256
-#define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1.17M futures */
+#define EMPTY_MAX 256        /* empty slabs kept for the next batch: 64 MB, 1.36M futures */
 #define EMPTY_KEEP 4         /* kept through a trim: 1 MB */
 #define READY_MAX 1          /* arenas mapped ahead of a growing heap (fut__future_cache_prefault) */
 #define PREFAULT_STEP ((size_t)256 * 1024)
