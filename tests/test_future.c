@@ -609,7 +609,10 @@ END_TEST
 /* The lock, the state and the flags share one word of the future: lock holders (callbacks
  * added, waiters attached and detached) race with starts' compare-and-swaps, cancels and
  * completions, on each of a row of futures in turn, and nothing is lost: of start and
- * cancel one wins, every callback runs exactly once, the outcome is the winner's. */
+ * cancel one wins, every callback runs exactly once, the outcome is the winner's. A stress
+ * test: a change of the word that dropped the lock bits shows only when it lands inside
+ * another thread's critical section (then as a lost callback, a hang, or, under
+ * ThreadSanitizer, a race on the watchers' word), so it may pass a broken lock. */
 enum { WORD_FUTURES = 64, WORD_CALLBACKS = 3 };
 
 struct word_race {
