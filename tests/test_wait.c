@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* fut_wait: the three conditions, timeouts, the stable in-place partition. */
+#include <stdatomic.h>
+#include <string.h>
+
 #include "testutil.h"
 
 static fut_future *done_with(void *value)
@@ -287,6 +290,63 @@ START_TEST(test_all_completed_races_completions)
 }
 END_TEST
 
+/*
+ * FIRST_COMPLETED while the last of many futures finishes and the others never do.
+ * fut_wait once checked its condition in one pass over the futures and collected the
+ * pending ones in a second: a future finishing between its turns in the two passes was in
+ * neither, and the wait blocked for ever on the others (the test times out). The passes
+ * take microseconds over 4,096 futures, and each round completes the last future a
+ * different number of microseconds after fut_wait starts, so some rounds land between.
+ */
+enum { RACE_FUTURES = 4096 };
+
+struct late_completion {
+    fut_future *f;
+    atomic_bool waiting;
+    double delay;
+};
+
+static void *complete_after_delay(void *arg)
+{
+    struct late_completion *c = arg;
+    while (!atomic_load(&c->waiting))
+        sched_yield();
+    double until = tu_now() + c->delay;  /* timing only: correctness needs no delay */
+    while (tu_now() < until)
+        ;
+    fut_set_result(c->f, TU_P(1));
+    return NULL;
+}
+
+START_TEST(test_first_completed_races_completion)
+{
+    fut_future **fs = malloc(RACE_FUTURES * sizeof *fs);
+    ck_assert_ptr_nonnull(fs);
+    for (size_t i = 0; i + 1 < RACE_FUTURES; i++)
+        fs[i] = fut_future_new();
+    size_t rounds = tu_scale(300, 60);
+    for (size_t r = 0; r < rounds; r++) {
+        struct late_completion c = { .f = fut_future_new(), .delay = (double)(r % 60) * 1e-6 };
+        fs[RACE_FUTURES - 1] = c.f;
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, complete_after_delay, &c), 0);
+        atomic_store(&c.waiting, true);
+        size_t n_done = 0;
+        ck_assert_int_eq(fut_wait(fs, RACE_FUTURES, FUT_FOREVER, FUT_FIRST_COMPLETED, &n_done), 0);
+        ck_assert_uint_eq(n_done, 1);
+        ck_assert_ptr_eq(fs[0], c.f);  /* done ones first, the rest in order */
+        memmove(fs, fs + 1, (RACE_FUTURES - 1) * sizeof *fs);
+        pthread_join(t, NULL);
+        fut_future_unref(c.f);
+    }
+    for (size_t i = 0; i + 1 < RACE_FUTURES; i++) {
+        ck_assert(!fut_done(fs[i]));
+        fut_future_unref(fs[i]);
+    }
+    free(fs);
+}
+END_TEST
+
 START_TEST(test_mixed_futures)
 {
     fut_executor *ex = fut_thread_pool_new(&(fut_pool_options){ .max_workers = 2 });
@@ -398,6 +458,7 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_cancelled_counts_as_done);
     tcase_add_test(tc, test_cancel_wakes_waiter);
     tcase_add_test(tc, test_mixed_futures);
+    tcase_add_test(tc, test_first_completed_races_completion);
     tcase_add_test(tc, test_all_completed_races_completions);
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_duplicates);

@@ -128,7 +128,7 @@ int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t 
     if (!pending)
         return FUT_ENOMEM;
     int rc = 0;
-    if (n_pending && timeout != 0 && !condition_met(fs, n, return_when)) {
+    if (n_pending && timeout != 0) {
         size_t k = 0;
         for (size_t i = 0; i < n && k < n_pending; i++) {
             if (!fut_done(fs[i]))
@@ -136,7 +136,12 @@ int fut_wait(fut_future **fs, size_t n, double timeout, int return_when, size_t 
             if (fut__future_orphaned(fs[i]))
                 rc = FUT_EBROKEN;  /* inherited through fork(): would never complete */
         }
-        if (rc == 0)
+        /* The condition is checked after the pending futures are collected, not before: a
+         * future that finished in between is in neither, and with FIRST_COMPLETED the wait
+         * would block on the others for ever (it did: test_wait's test_mixed_futures, a
+         * quick task finishing while fut_wait collected). Done after the collection, it
+         * is seen here; done later, it is in `pending` and block() sees it. */
+        if (rc == 0 && !condition_met(fs, n, return_when))
             rc = block(pending, k, timeout, return_when);
     }
     if (rc == 0)
